@@ -1,0 +1,158 @@
+"""Scaled dot-product attention, its masks, and multi-head attention.
+
+Mask convention (the same as the boolean ``attn_mask`` of
+``torch.nn.functional.scaled_dot_product_attention``): **True means "may attend"**.
+A mask broadcasts against attention scores of shape (B, H, T_q, T_k).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def causal_mask(T: int, device=None, past: int = 0) -> torch.Tensor:
+    """Bool mask (T, past + T): query i may attend to key j when j <= i + past.
+
+    With ``past=0`` this is the lower triangle: a position sees itself and the past, never
+    the future. ``past`` counts keys already in a KV cache before these T queries.
+    """
+    if T < 1 or past < 0:
+        raise ValueError(f"causal_mask needs T >= 1 and past >= 0, got T={T}, past={past}")
+    return torch.ones(T, past + T, dtype=torch.bool, device=device).tril(diagonal=past)
+
+
+def padding_mask(lengths_or_ids: torch.Tensor, T_or_pad_id: int) -> torch.Tensor:
+    """Bool mask (B, 1, 1, T) of the keys that are real tokens, not padding.
+
+    Call it as ``padding_mask(lengths, T)`` with lengths (B,) for right-padded batches, or as
+    ``padding_mask(ids, pad_id)`` with ids (B, T). Raises ValueError on a length outside [0, T].
+    """
+    x = lengths_or_ids
+    if x.dim() == 1:
+        T = int(T_or_pad_id)
+        if (x < 0).any() or (x > T).any():
+            raise ValueError(f"lengths must lie in [0, T={T}], got {x.tolist()}")
+        keep = torch.arange(T, device=x.device)[None, :] < x[:, None]
+    elif x.dim() == 2:
+        keep = x != T_or_pad_id
+    else:
+        raise ValueError(f"padding_mask takes lengths (B,) or ids (B, T), got shape {tuple(x.shape)}")
+    return keep[:, None, None, :]
+
+
+def check_mask(mask: torch.Tensor, scores_shape: tuple[int, ...]) -> None:
+    """Raise unless `mask` is a bool tensor that broadcasts to `scores_shape` = (B, H, T_q, T_k)."""
+    if mask.dtype != torch.bool:
+        raise TypeError(f"attention mask must be bool (True = may attend), got dtype {mask.dtype}")
+    try:
+        shape = torch.broadcast_shapes(mask.shape, scores_shape)
+    except RuntimeError:
+        shape = None
+    if shape != torch.Size(scores_shape):
+        raise ValueError(
+            f"attention mask of shape {tuple(mask.shape)} does not broadcast to the scores' "
+            f"shape (B, H, T_q, T_k) = {tuple(scores_shape)}"
+        )
+
+
+def scaled_dot_product_attention(q, k, v, mask=None, dropout_p: float = 0.0):
+    """softmax(Q K^T / sqrt(d_k)) V, computed explicitly; returns (output, weights).
+
+    q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v); mask: bool, True = may attend,
+    broadcastable to (..., T_q, T_k). Returns output (..., T_q, d_v) and weights (..., T_q, T_k)
+    whose rows sum to 1, with masked keys at exactly 0 (a row with no allowed key is all 0).
+    """
+    d_k = q.size(-1)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., T_q, T_k)
+    if mask is not None:
+        check_mask(mask, scores.shape)
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    if mask is not None:
+        weights = weights.nan_to_num(0.0)  # a fully masked row gives 0/0; it attends to nothing
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, p=dropout_p)
+    return weights @ v, weights
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention: project, split into heads, attend, concatenate, project with W^O.
+
+    Self-attention when ``context`` is None, cross-attention (queries from x, keys and values from
+    context) otherwise. W^Q, W^K, W^V are stored stacked in one ``in_proj`` (3 d_model, d_model),
+    as in ``torch.nn.MultiheadAttention``, so self-attention needs one matrix product.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True, rotary=None):
+        super().__init__()
+        if n_heads < 1 or d_model % n_heads != 0:
+            raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
+        self.dropout = dropout
+        self.in_proj = nn.Linear(d_model, 3 * d_model, bias=bias)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.rotary = rotary  # a positional.RotaryEmbedding, or None
+
+    def _split(self, x):  # (B, T, d_model) -> (B, H, T, d_head)
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)
+
+    def _project(self, x, context, kv_cache, positions):
+        """Queries from x; keys and values from x (self) or context (cross), via the cache if any."""
+        d = self.d_model
+        if context is None:
+            q, k, v = self.in_proj(x).split(d, dim=-1)
+            q, k, v = self._split(q), self._split(k), self._split(v)
+            past = kv_cache.length if kv_cache is not None else 0
+            if self.rotary is not None:
+                if positions is None:
+                    positions = torch.arange(past, past + x.size(1), device=x.device)
+                q, k = self.rotary(q, positions), self.rotary(k, positions)
+            if kv_cache is not None:
+                k, v = kv_cache.append(k, v)
+            return q, k, v, past
+        w, b = self.in_proj.weight, self.in_proj.bias
+        q = self._split(F.linear(x, w[:d], None if b is None else b[:d]))
+        if kv_cache is not None and kv_cache.length > 0:
+            return q, kv_cache.keys, kv_cache.values, 0  # the context does not change between steps
+        k, v = F.linear(context, w[d:], None if b is None else b[d:]).split(d, dim=-1)
+        k, v = self._split(k), self._split(v)
+        if kv_cache is not None:
+            k, v = kv_cache.append(k, v)
+        return q, k, v, 0
+
+    def forward(self, x, context=None, mask=None, need_weights=False, kv_cache=None, causal=False,
+                positions=None):
+        """x: (B, T, d_model); context: (B, S, d_model) or None; mask: bool, True = may attend,
+        broadcastable to (B, H, T, T_k). ``causal=True`` adds the causal mask (self-attention only).
+        ``positions`` (T,) or (B, T) are used by rotary embeddings (default: after the cache).
+
+        Returns (output (B, T, d_model), weights (B, H, T, T_k) if need_weights else None).
+        """
+        if x.dim() != 3 or x.size(-1) != self.d_model:
+            raise ValueError(f"expected x of shape (B, T, {self.d_model}), got {tuple(x.shape)}")
+        if causal and context is not None:
+            raise ValueError("causal=True applies to self-attention only, not cross-attention")
+        B, T, _ = x.shape
+        q, k, v, past = self._project(x, context, kv_cache, positions)
+        scores_shape = (B, self.n_heads, T, k.size(2))
+        if mask is not None:
+            check_mask(mask, scores_shape)
+        # SDPA's own is_causal flag aligns the triangle top-left, right only without a cache.
+        sdpa_causal = causal and mask is None and past == 0
+        if causal and not sdpa_causal and T > 1:
+            cm = causal_mask(T, x.device, past=past)
+            mask = cm if mask is None else mask & cm
+        p = self.dropout if self.training else 0.0
+        if need_weights:
+            if sdpa_causal:
+                mask = causal_mask(T, x.device)
+            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=sdpa_causal)
+            weights = None
+        out = out.transpose(1, 2).reshape(B, T, self.d_model)  # (B, H, T, d_head) -> (B, T, d_model)
+        return self.out_proj(out), weights

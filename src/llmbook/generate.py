@@ -1,0 +1,190 @@
+"""Turning a model's next-token distribution into text: greedy, temperature, top-k, top-p, beam search.
+
+Generation runs in two phases: *prefill* reads the prompt in one parallel pass, *decode* adds one
+token per step. With a KV cache each decode step processes only the new token.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the k largest logits of each row (V,) or (B, V); set the rest to -inf."""
+    if k < 1:
+        raise ValueError(f"top_k must be >= 1, got {k}")
+    k = min(k, logits.size(-1))
+    kept, index = logits.topk(k, dim=-1)
+    return torch.full_like(logits, float("-inf")).scatter(-1, index, kept)
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Nucleus filter: keep the smallest set of most likely tokens whose probability reaches p."""
+    if not 0.0 < p <= 1.0:
+        raise ValueError(f"top_p must lie in (0, 1], got {p}")
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    probs = sorted_logits.softmax(dim=-1)
+    # drop a token if the tokens ranked above it already reach p (the top token always stays)
+    drop_sorted = probs.cumsum(dim=-1) - probs >= p
+    drop = drop_sorted.scatter(-1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
+    """Pick the next token from logits (B, V) -> (B, 1).
+
+    temperature 0 is greedy (argmax); otherwise sample from softmax(logits / temperature) after the
+    optional top-k and top-p filters. top_k=1 therefore also gives the greedy choice.
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / temperature
+    if top_k is not None:
+        logits = top_k_filter(logits, top_k)
+    if top_p is not None:
+        logits = top_p_filter(logits, top_p)
+    probs = logits.float().softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)
+
+
+def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
+             generator=None, eos_id=None):
+    """Append max_new_tokens tokens to idx (B, T) with a GPT; returns (B, T + n) ids.
+
+    With use_cache the prompt plus new tokens must fit in the context (a cache cannot slide learned
+    positions); without it, the model sees the last block_size tokens (a sliding window). Once every
+    row has produced eos_id (if given), generation stops early.
+    """
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    block = model.config.block_size
+    if use_cache and idx.size(1) + max_new_tokens > block:
+        raise ValueError(
+            f"prompt ({idx.size(1)}) + max_new_tokens ({max_new_tokens}) exceeds the context length "
+            f"{block}; use use_cache=False to generate beyond it with a sliding window")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return _generate_loop(model, idx, max_new_tokens, block, use_cache, eos_id,
+                                  lambda logits: sample_next_token(logits, temperature, top_k, top_p, generator))
+    finally:
+        model.train(was_training)
+
+
+def _generate_loop(model, idx, max_new_tokens, block, use_cache, eos_id, pick):
+    cache = model.new_kv_cache() if use_cache else None
+    tokens = [idx]
+    step_input = idx
+    done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+    for _ in range(max_new_tokens):
+        if not use_cache:
+            step_input = torch.cat(tokens, dim=1)[:, -block:]
+        logits = model(step_input, kv_cache=cache).logits[:, -1]
+        nxt = pick(logits)
+        if eos_id is not None:
+            nxt = nxt.masked_fill(done[:, None], eos_id)
+            done |= nxt[:, 0] == eos_id
+        tokens.append(nxt)
+        step_input = nxt
+        if eos_id is not None and bool(done.all()):
+            break
+    return torch.cat(tokens, dim=1)
+
+
+def beam_search(step_log_probs, start, beam_size, max_new_tokens, eos_id, length_penalty=1.0):
+    """Generic beam search for one sequence.
+
+    step_log_probs(seqs (N, t)) -> (N, V) log-probabilities of the next token for each beam.
+    start: (t0,) ids to start from. A finished hypothesis is scored by sum log p / length**length_penalty.
+    Returns the best hypothesis as a 1-D tensor (start + new tokens, ending with eos if one was reached).
+    """
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    beams = start[None]  # (1, t0)
+    scores = torch.zeros(1, device=start.device)
+    finished = []  # (normalised score, sequence)
+    for _ in range(max_new_tokens):
+        logp = step_log_probs(beams)  # (N, V)
+        V = logp.size(-1)
+        total = (scores[:, None] + logp).view(-1)
+        top_scores, top_index = total.topk(min(2 * beam_size, total.numel()))
+        new_beams, new_scores = [], []
+        for s, i in zip(top_scores.tolist(), top_index.tolist()):
+            seq = torch.cat([beams[i // V], beams.new_tensor([i % V])])
+            if i % V == eos_id:
+                finished.append((s / (seq.numel() - start.numel()) ** length_penalty, seq))
+            else:
+                new_beams.append(seq)
+                new_scores.append(s)
+            if len(new_beams) == beam_size:
+                break
+        if len(finished) >= beam_size or not new_beams:
+            break
+        beams, scores = torch.stack(new_beams), torch.tensor(new_scores, device=start.device)
+    if not finished:  # no beam reached eos within max_new_tokens: return the best unfinished one
+        finished = [(scores[0].item() / max(1, beams.size(1) - start.numel()) ** length_penalty, beams[0])]
+    return max(finished, key=lambda f: f[0])[1]
+
+
+def greedy_seq2seq(model, src, max_new_tokens=None, use_cache=True):
+    """Greedy decoding for a Seq2Seq model; returns (B, 1 + n) ids starting with bos."""
+    c = model.config
+    max_new = c.max_len - 1 if max_new_tokens is None else max_new_tokens
+    was_training = model.training
+    model.eval()
+    try:
+        memory, src_mask, _ = model.encode(src)
+        ys = torch.full((src.size(0), 1), c.bos_id, dtype=torch.long, device=src.device)
+        cache, cross = model.new_caches() if use_cache else (None, None)
+        done = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
+        for _ in range(max_new):
+            inp = ys[:, -1:] if use_cache else ys
+            logits, _, _ = model.decode(inp, memory, src_mask, kv_cache=cache, cross_cache=cross)
+            nxt = logits[:, -1].argmax(dim=-1).masked_fill(done, c.pad_id)
+            ys = torch.cat([ys, nxt[:, None]], dim=1)
+            done |= nxt == c.eos_id
+            if bool(done.all()):
+                break
+        return ys
+    finally:
+        model.train(was_training)
+
+
+def beam_search_seq2seq(model, src, beam_size=4, max_new_tokens=None, length_penalty=1.0):
+    """Beam search for one source sequence src (1, S); returns a 1-D tensor bos ... eos."""
+    c = model.config
+    max_new = c.max_len - 1 if max_new_tokens is None else max_new_tokens
+    was_training = model.training
+    model.eval()
+    try:
+        memory, src_mask, _ = model.encode(src)
+
+        def step(seqs):
+            n = seqs.size(0)
+            logits, _, _ = model.decode(seqs, memory.expand(n, -1, -1), src_mask.expand(n, -1, -1, -1))
+            return F.log_softmax(logits[:, -1].float(), dim=-1)
+
+        start = torch.tensor([c.bos_id], device=src.device)
+        return beam_search(step, start, beam_size, max_new, c.eos_id, length_penalty)
+    finally:
+        model.train(was_training)
+
+
+def beam_search_gpt(model, prompt, beam_size=4, max_new_tokens=20, eos_id=None, length_penalty=1.0):
+    """Beam search continuation of prompt (T,) with a GPT; without eos_id, runs max_new_tokens."""
+    block = model.config.block_size
+
+    def step(seqs):
+        return F.log_softmax(model(seqs[:, -block:]).logits[:, -1].float(), dim=-1)
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return beam_search(step, prompt, beam_size, max_new_tokens, -1 if eos_id is None else eos_id,
+                               length_penalty)
+    finally:
+        model.train(was_training)

@@ -50,12 +50,13 @@ def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, generator
 
 
 def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
-             generator=None, eos_id=None):
+             generator=None, eos_id=None, attention_mask=None):
     """Append max_new_tokens tokens to idx (B, T) with a GPT; returns (B, T + n) ids.
 
     With use_cache the prompt plus new tokens must fit in the context (a cache cannot slide learned
     positions); without it, the model sees the last block_size tokens (a sliding window). Once every
-    row has produced eos_id (if given), generation stops early.
+    row has produced eos_id (if given), generation stops early. For a batch of prompts of different
+    lengths, left-pad them and pass attention_mask (B, T): 1 for real tokens, 0 for padding.
     """
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
@@ -68,21 +69,26 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
     model.eval()
     try:
         with torch.no_grad():
-            return _generate_loop(model, idx, max_new_tokens, block, use_cache, eos_id,
+            return _generate_loop(model, idx, max_new_tokens, block, use_cache, eos_id, attention_mask,
                                   lambda logits: sample_next_token(logits, temperature, top_k, top_p, generator))
     finally:
         model.train(was_training)
 
 
-def _generate_loop(model, idx, max_new_tokens, block, use_cache, eos_id, pick):
+def _generate_loop(model, idx, max_new_tokens, block, use_cache, eos_id, attention_mask, pick):
     cache = model.new_kv_cache() if use_cache else None
     tokens = [idx]
     step_input = idx
+    mask = attention_mask
     done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
-    for _ in range(max_new_tokens):
+    for step in range(max_new_tokens):
         if not use_cache:
             step_input = torch.cat(tokens, dim=1)[:, -block:]
-        logits = model(step_input, kv_cache=cache).logits[:, -1]
+        if mask is not None:
+            if step > 0:  # each new token is a real token
+                mask = torch.cat([mask, mask.new_ones(mask.size(0), 1)], dim=1)
+            step_mask = mask if use_cache else mask[:, -block:]
+        logits = model(step_input, kv_cache=cache, attention_mask=None if mask is None else step_mask).logits[:, -1]
         nxt = pick(logits)
         if eos_id is not None:
             nxt = nxt.masked_fill(done[:, None], eos_id)

@@ -194,11 +194,12 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
-                 generator=None, eos_id=None):
+                 generator=None, eos_id=None, attention_mask=None):
         """Continue idx (B, T) by max_new_tokens tokens; see llmbook.generate.generate."""
         from .generate import generate
 
-        return generate(self, idx, max_new_tokens, temperature, top_k, top_p, use_cache, generator, eos_id)
+        return generate(self, idx, max_new_tokens, temperature, top_k, top_p, use_cache, generator, eos_id,
+                        attention_mask)
 
 
 # ---------------------------------------------------------------------------------------- BERT

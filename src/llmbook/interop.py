@@ -1,0 +1,206 @@
+"""Load Hugging Face ``transformers`` GPT-2 and BERT weights into llmbook's own models.
+
+The point is a check the reader can run: the same weights in our from-scratch code give the same
+logits, attention weights and greedy continuations as the reference implementation. ``transformers``
+is an optional dependency (``pip install llmbook[interop]``) and is imported only inside functions.
+
+    hf = transformers.GPT2LMHeadModel.from_pretrained("gpt2")
+    ours = gpt_from_hf(hf)          # an llmbook.models.GPT holding GPT-2's weights
+
+Configurations our models cannot reproduce exactly are refused with a ValueError naming the
+setting, rather than converted into a model that silently computes something else.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .models import BERT, GPT, BERTConfig, GPTConfig
+
+# Hugging Face activation names -> ours. Only exact equivalents (up to float rounding) are listed.
+_ACTIVATIONS = {
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu": "gelu",
+    "relu": "relu",
+}
+
+
+def _activation(setting: str, name) -> str:
+    if not isinstance(name, str) or name not in _ACTIVATIONS:
+        raise ValueError(f"{setting}={name!r} has no exact equivalent in llmbook; "
+                         f"supported: {sorted(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name]
+
+
+def _refuse(config, settings: dict) -> None:
+    """Raise ValueError for the first HF setting whose value differs from the one we can represent."""
+    for name, supported in settings.items():
+        value = getattr(config, name, supported)
+        if value != supported:
+            raise ValueError(f"{type(config).__name__}.{name}={value!r} is not supported by llmbook "
+                             f"(only {name}={supported!r} can be converted exactly)")
+
+
+def _type_error(model, accepted) -> TypeError:
+    return TypeError(f"expected one of {', '.join(accepted)}, got {type(model).__module__}."
+                     f"{type(model).__name__}")
+
+
+def _load(model: torch.nn.Module, state: dict, like: torch.Tensor) -> torch.nn.Module:
+    """Load state strictly (a missed or extra key raises), then match the HF model's device/dtype."""
+    model.load_state_dict({k: v.detach() for k, v in state.items()}, strict=True)
+    return model.to(device=like.device, dtype=like.dtype).eval()
+
+
+# ----------------------------------------------------------------------------------------- GPT-2
+def gpt_from_hf(hf_model) -> GPT:
+    """Convert a ``transformers`` GPT2LMHeadModel (or a bare GPT2Model) into an llmbook GPT.
+
+    A GPT2Model has no output layer, so ours ties lm_head to the token embeddings, as GPT-2 does.
+    If a GPT2LMHeadModel's lm_head differs from its token embeddings (tie_word_embeddings=False),
+    ours is built with tie_weights=False and gets that matrix. HF's Conv1D stores weights as
+    (in, out); nn.Linear stores (out, in), so every Conv1D weight is transposed. Dropout is 0 and
+    the result is in eval mode, on the HF model's device and dtype.
+    """
+    from transformers import GPT2LMHeadModel, GPT2Model
+
+    if isinstance(hf_model, GPT2LMHeadModel):
+        tr, head = hf_model.transformer, hf_model.lm_head.weight
+    elif isinstance(hf_model, GPT2Model):
+        tr, head = hf_model, None
+    else:
+        raise _type_error(hf_model, ["transformers.GPT2LMHeadModel", "transformers.GPT2Model"])
+    hc = hf_model.config
+    _refuse(hc, {"scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
+                 "scale_attn_weights": True, "add_cross_attention": False})
+    tied = head is None or head is tr.wte.weight or torch.equal(head, tr.wte.weight)
+    cfg = GPTConfig(vocab_size=hc.vocab_size, block_size=hc.n_positions, n_layers=hc.n_layer,
+                    n_heads=hc.n_head, d_model=hc.n_embd, d_ff=hc.n_inner or 4 * hc.n_embd,
+                    dropout=0.0, bias=True, norm_first=True, pos_encoding="learned",
+                    activation=_activation("activation_function", hc.activation_function),
+                    layer_norm_eps=hc.layer_norm_epsilon, tie_weights=tied)
+    sd = {"tok_emb.weight": tr.wte.weight, "pos_emb.weight": tr.wpe.weight,
+          "ln_f.weight": tr.ln_f.weight, "ln_f.bias": tr.ln_f.bias,
+          "lm_head.weight": tr.wte.weight if tied else head}
+    for i, h in enumerate(tr.h):
+        p = f"blocks.{i}."
+        for ours, conv in (("self_attn.in_proj", h.attn.c_attn), ("self_attn.out_proj", h.attn.c_proj),
+                           ("ff.fc1", h.mlp.c_fc), ("ff.fc2", h.mlp.c_proj)):
+            sd[p + ours + ".weight"] = conv.weight.t()  # Conv1D (in, out) -> Linear (out, in)
+            sd[p + ours + ".bias"] = conv.bias
+        for ours, ln in (("norm1", h.ln_1), ("norm2", h.ln_2)):
+            sd[p + ours + ".weight"], sd[p + ours + ".bias"] = ln.weight, ln.bias
+    return _load(GPT(cfg), sd, tr.wte.weight)
+
+
+# ------------------------------------------------------------------------------------------ BERT
+_BERT_CLASSES = ["transformers.BertModel", "transformers.BertForPreTraining",
+                 "transformers.BertForMaskedLM", "transformers.BertForSequenceClassification"]
+
+
+def bert_from_hf(hf_model) -> BERT:
+    """Convert a ``transformers`` BertModel, BertForPreTraining, BertForMaskedLM or
+    BertForSequenceClassification into an llmbook BERT.
+
+    What the HF model has is copied; the heads it lacks **stay randomly initialised** in ours:
+    the pooler (a BertModel built with add_pooling_layer=False, or BertForMaskedLM), the masked-LM
+    head (BertModel, BertForSequenceClassification), the next-sentence head (all but
+    BertForPreTraining). A classifier (num_labels > 0) exists only for BertForSequenceClassification.
+
+    Note on padding: with no attention_mask, our BERT masks keys equal to pad_id while HF attends
+    to every token, so pass attention_mask explicitly when comparing the two.
+    """
+    import transformers as T
+
+    if isinstance(hf_model, T.BertModel):
+        bert, pre = hf_model, None
+    elif isinstance(hf_model, (T.BertForPreTraining, T.BertForMaskedLM, T.BertForSequenceClassification)):
+        bert, pre = hf_model.bert, hf_model
+    else:
+        raise _type_error(hf_model, _BERT_CLASSES)
+    hc = hf_model.config
+    _refuse(hc, {"position_embedding_type": "absolute", "is_decoder": False, "add_cross_attention": False})
+    classify = isinstance(hf_model, T.BertForSequenceClassification)
+    cfg = BERTConfig(vocab_size=hc.vocab_size, max_len=hc.max_position_embeddings,
+                     n_layers=hc.num_hidden_layers, n_heads=hc.num_attention_heads, d_model=hc.hidden_size,
+                     d_ff=hc.intermediate_size, type_vocab_size=hc.type_vocab_size, dropout=0.0, bias=True,
+                     norm_first=False, pos_encoding="learned", activation=_activation("hidden_act", hc.hidden_act),
+                     layer_norm_eps=hc.layer_norm_eps, num_labels=hc.num_labels if classify else 0,
+                     pad_id=hc.pad_token_id)
+    model = BERT(cfg)
+
+    emb = bert.embeddings
+    sd = {"tok_emb.weight": emb.word_embeddings.weight, "pos_emb.weight": emb.position_embeddings.weight,
+          "type_emb.weight": emb.token_type_embeddings.weight,
+          "emb_norm.weight": emb.LayerNorm.weight, "emb_norm.bias": emb.LayerNorm.bias}
+    for i, layer in enumerate(bert.encoder.layer):
+        p, a = f"blocks.{i}.", layer.attention
+        qkv = (a.self.query, a.self.key, a.self.value)
+        sd[p + "attn.in_proj.weight"] = torch.cat([m.weight for m in qkv])
+        sd[p + "attn.in_proj.bias"] = torch.cat([m.bias for m in qkv])
+        for ours, mod in (("attn.out_proj", a.output.dense), ("norm1", a.output.LayerNorm),
+                          ("ff.fc1", layer.intermediate.dense), ("ff.fc2", layer.output.dense),
+                          ("norm2", layer.output.LayerNorm)):
+            sd[p + ours + ".weight"], sd[p + ours + ".bias"] = mod.weight, mod.bias
+    if bert.pooler is not None:
+        sd["pooler.weight"], sd["pooler.bias"] = bert.pooler.dense.weight, bert.pooler.dense.bias
+
+    cls = getattr(pre, "cls", None)
+    predictions = getattr(cls, "predictions", None)
+    if predictions is not None:
+        decoder = predictions.decoder
+        if not (decoder.weight is emb.word_embeddings.weight
+                or torch.equal(decoder.weight, emb.word_embeddings.weight)):
+            raise ValueError("the masked-LM decoder weight differs from the word embeddings; llmbook's "
+                             "BERT ties them, so this model cannot be converted exactly")
+        t = predictions.transform
+        sd["mlm_dense.weight"], sd["mlm_dense.bias"] = t.dense.weight, t.dense.bias
+        sd["mlm_norm.weight"], sd["mlm_norm.bias"] = t.LayerNorm.weight, t.LayerNorm.bias
+        # the bias HF's forward actually adds is decoder.bias (tied to predictions.bias)
+        sd["mlm_bias"] = decoder.bias if decoder.bias is not None else predictions.bias
+    seq_rel = getattr(cls, "seq_relationship", None)
+    if seq_rel is not None:
+        sd["nsp_head.weight"], sd["nsp_head.bias"] = seq_rel.weight, seq_rel.bias
+    if classify:
+        sd["classifier.weight"], sd["classifier.bias"] = pre.classifier.weight, pre.classifier.bias
+
+    for name, value in model.state_dict().items():  # heads the HF model lacks keep our random init
+        if name.startswith(("pooler.", "mlm_", "nsp_head.")) and name not in sd:
+            sd[name] = value
+    return _load(model, sd, emb.word_embeddings.weight)
+
+
+# ----------------------------------------------------------------------------- pretrained models
+def try_load_hf(name, cls):
+    """``cls.from_pretrained(name)`` when the network or the local cache allows it, else None.
+
+    cls: a transformers class or its name ("GPT2LMHeadModel"). With HF_HUB_OFFLINE (or
+    TRANSFORMERS_OFFLINE) set, only the local cache is tried. On failure prints one line saying why,
+    so a chapter can fall back to random weights. Hub timeouts default to 5 s (set before
+    huggingface_hub is first imported; HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT override).
+    """
+    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "5")
+    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "5")
+    try:
+        import transformers
+    except ImportError:
+        print(f"could not load {name!r}: transformers is not installed (pip install llmbook[interop])")
+        return None
+    if isinstance(cls, str):
+        cls = getattr(transformers, cls)
+    offline = any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+                  for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    errors = [OSError, ValueError]  # OSError covers connection, timeout, not-found and hub HTTP errors
+    for module, attr in (("requests", "RequestException"), ("httpx", "HTTPError")):
+        try:
+            errors.append(getattr(__import__(module), attr))
+        except (ImportError, AttributeError):
+            pass
+    try:
+        return cls.from_pretrained(name, local_files_only=offline)
+    except tuple(errors) as e:
+        reason = (str(e).strip().splitlines() or [""])[0][:200]
+        print(f"could not load {name!r}{' (offline)' if offline else ''}: {type(e).__name__}: {reason}")
+        return None

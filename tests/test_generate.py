@@ -1,0 +1,74 @@
+"""Decoding strategies: filters, sampling, greedy special cases, and beam search."""
+import pytest
+import torch
+
+from llmbook.generate import beam_search, sample_next_token, top_k_filter, top_p_filter
+from llmbook.models import GPT, GPTConfig
+
+
+def test_top_k_keeps_exactly_the_k_largest():
+    logits = torch.tensor([[1.0, 5.0, 3.0, 4.0, 2.0]])
+    kept = top_k_filter(logits, 2)
+    assert torch.isfinite(kept).tolist() == [[False, True, False, True, False]]
+    assert kept[0, 1] == 5.0 and kept[0, 3] == 4.0
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    probs = torch.tensor([[0.1, 0.5, 0.2, 0.2]])
+    logits = probs.log()
+    assert torch.isfinite(top_p_filter(logits, 0.5)).tolist() == [[False, True, False, False]]
+    kept = torch.isfinite(top_p_filter(logits, 0.65))[0].tolist()
+    assert kept[1] and sum(kept) == 2  # 0.5 + one of the 0.2s reaches 0.65
+    assert torch.isfinite(top_p_filter(logits, 1.0)).all()
+    with pytest.raises(ValueError, match="1.5"):
+        top_p_filter(logits, 1.5)
+
+
+def test_top_k_one_and_temperature_zero_are_greedy():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 100, generator=g)
+    greedy = logits.argmax(-1, keepdim=True)
+    assert torch.equal(sample_next_token(logits, temperature=0), greedy)
+    assert torch.equal(sample_next_token(logits, temperature=1.3, top_k=1, generator=g), greedy)
+
+
+def test_sampling_frequencies_follow_softmax_of_logits_over_temperature():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0])
+    T = 0.7
+    draws = sample_next_token(logits.expand(40000, 4), temperature=T, generator=g)[:, 0]
+    freq = torch.bincount(draws, minlength=4).float() / 40000
+    torch.testing.assert_close(freq, (logits / T).softmax(-1), atol=0.01, rtol=0)
+
+
+def test_seeded_sampling_is_reproducible_through_the_model():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=30, block_size=40, n_layers=1, n_heads=2, d_model=16))
+    prompt = torch.zeros(2, 3, dtype=torch.long)
+    a = model.generate(prompt, 20, top_p=0.9, generator=torch.Generator().manual_seed(5))
+    b = model.generate(prompt, 20, top_p=0.9, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+    assert model.training  # generate restores the mode it found
+
+
+def test_beam_search_beats_greedy_when_greedy_is_short_sighted():
+    """Token 1 looks best first (0.6 vs 0.4) but every continuation after it is poor."""
+    V, eos = 4, 3
+    def step(seqs):
+        rows = []
+        for s in seqs.tolist():
+            if len(s) == 1:
+                p = [0.0, 0.6, 0.4, 0.0]
+            elif s[1] == 1 and len(s) == 2:
+                p = [0.25, 0.25, 0.25, 0.25]
+            elif s[1] == 2 and len(s) == 2:
+                p = [0.0, 0.0, 0.0, 1.0]
+            else:
+                p = [0.0, 0.0, 0.0, 1.0]
+            rows.append(torch.tensor(p).clamp_min(1e-9).log())
+        return torch.stack(rows)
+
+    best = beam_search(step, torch.tensor([0]), beam_size=2, max_new_tokens=4, eos_id=eos, length_penalty=0.0)
+    greedy = beam_search(step, torch.tensor([0]), beam_size=1, max_new_tokens=4, eos_id=eos, length_penalty=0.0)
+    assert best.tolist() == [0, 2, 3]  # probability 0.4 * 1.0 = 0.4
+    assert greedy.tolist()[:2] == [0, 1]  # greedy commits to 0.6, then at most 0.6 * 0.25

@@ -1,0 +1,326 @@
+"""Parity with Hugging Face transformers: the same weights give the same numbers in our models.
+
+Every HF model is built from a small config with random weights (no download). Parameters are
+re-drawn with a larger spread than HF's init (and LayerNorms made non-trivial), so that a swapped
+or untransposed matrix, a LayerNorm mapped to the wrong place or a missing bias changes the output.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from transformers import (  # an optional dependency: pip install llmbook[interop]
+    BertConfig, BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel,
+    GPT2Config, GPT2LMHeadModel, GPT2Model,
+)
+
+import llmbook
+from llmbook import BERT, GPT
+from llmbook.interop import bert_from_hf, gpt_from_hf, try_load_hf
+
+ATOL = 1e-5
+
+
+def _randomize(model, seed, std=0.1):
+    """Redraw every parameter (tied ones once): weights N(0, std), LayerNorm weights 1 + N(0, 0.2)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():  # named_parameters yields a tied tensor only once
+            noise = torch.randn(p.shape, generator=g)
+            is_norm_weight = p.dim() == 1 and ("ln" in name or "LayerNorm" in name) and name.endswith("weight")
+            p.copy_(1 + 0.2 * noise if is_norm_weight else std * noise)
+    return model.eval()
+
+
+def _gpt2(seed=0, cls=GPT2LMHeadModel, **overrides):
+    kw = dict(n_layer=2, n_head=4, n_embd=64, vocab_size=100, n_positions=32,
+              bos_token_id=None, eos_token_id=None)  # no eos: generation runs the full length
+    kw.update(overrides)
+    torch.manual_seed(seed)
+    return _randomize(cls(GPT2Config(**kw)), seed)
+
+
+GPT_VARIANTS = {
+    "default-gelu_new": {},
+    "n_inner-gelu-eps": dict(n_layer=3, n_head=2, n_embd=32, n_inner=96, activation_function="gelu",
+                             layer_norm_epsilon=1e-6, n_positions=40),
+    "relu-untied": dict(n_inner=80, activation_function="relu", tie_word_embeddings=False),
+    "gelu_pytorch_tanh": dict(n_layer=1, n_head=8, activation_function="gelu_pytorch_tanh", n_positions=24),
+}
+
+
+# ------------------------------------------------------------------------------------------- GPT-2
+def test_gpt_conversion_config_and_type():
+    hf = _gpt2(n_inner=96)
+    ours = gpt_from_hf(hf)
+    assert isinstance(ours, GPT) and not ours.training
+    c = ours.config
+    assert (c.vocab_size, c.block_size, c.n_layers, c.n_heads, c.d_model, c.d_ff) == (100, 32, 2, 4, 64, 96)
+    assert (c.activation, c.norm_first, c.pos_encoding, c.dropout, c.tie_weights) == \
+        ("gelu_tanh", True, "learned", 0.0, True)
+    assert ours.lm_head.weight is ours.tok_emb.weight
+    # our copy is independent of the HF model: later changes to one do not leak into the other
+    with torch.no_grad():
+        hf.transformer.wte.weight.zero_()
+    assert ours.tok_emb.weight.abs().sum() > 0
+
+
+@pytest.mark.parametrize("variant", GPT_VARIANTS)
+def test_gpt_logits_and_loss_match(variant):
+    hf = _gpt2(seed=1, **GPT_VARIANTS[variant])
+    ours = gpt_from_hf(hf)
+    T = hf.config.n_positions
+    ids = torch.randint(0, hf.config.vocab_size, (2, T), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = hf(ids, labels=ids)
+        out = ours(ids)
+        # HF shifts labels inside; ours takes already-shifted targets and predicts T-1 positions
+        shifted = ours(ids[:, :-1], targets=ids[:, 1:])
+    assert out.logits.shape == ref.logits.shape == (2, T, hf.config.vocab_size)
+    torch.testing.assert_close(out.logits, ref.logits, atol=ATOL, rtol=0)
+    torch.testing.assert_close(shifted.logits, ref.logits[:, :-1], atol=ATOL, rtol=0)
+    torch.testing.assert_close(shifted.loss, ref.loss, atol=ATOL, rtol=0)
+    assert ref.logits.std() > 0.3  # the random weights give logits that are far from uniform
+
+
+def test_gpt_untied_head_is_copied():
+    hf = _gpt2(seed=3, tie_word_embeddings=False)
+    assert not torch.equal(hf.lm_head.weight, hf.transformer.wte.weight)
+    ours = gpt_from_hf(hf)
+    assert not ours.config.tie_weights and ours.lm_head.weight is not ours.tok_emb.weight
+    torch.testing.assert_close(ours.lm_head.weight, hf.lm_head.weight, atol=0, rtol=0)
+
+
+def test_gpt_from_bare_gpt2model_ties_head_to_wte():
+    hf = _gpt2(seed=4, cls=GPT2Model)
+    ours = gpt_from_hf(hf)
+    ids = torch.randint(0, 100, (2, 32), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        h = hf(ids).last_hidden_state
+        logits = ours(ids).logits
+    assert ours.lm_head.weight is ours.tok_emb.weight
+    torch.testing.assert_close(logits, h @ hf.wte.weight.T, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("use_cache", [True, False], ids=["cached", "uncached"])
+def test_gpt_greedy_generation_matches_token_for_token(use_cache):
+    hf = _gpt2(seed=6)
+    ours = gpt_from_hf(hf)
+    prompt = torch.randint(0, 100, (2, 6), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        ref = hf.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                          max_new_tokens=20, pad_token_id=0)
+    got = ours.generate(prompt, 20, temperature=0, use_cache=use_cache)
+    assert ref.shape == got.shape == (2, 26)
+    assert torch.equal(got, ref)
+    assert len(set(got[:, 6:].flatten().tolist())) > 3  # not a degenerate repeat-one-token run
+
+
+def test_gpt_attention_weights_match():
+    hf = _gpt2(seed=8, attn_implementation="eager")
+    ours = gpt_from_hf(hf)
+    ids = torch.randint(0, 100, (2, 20), generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        ref = hf(ids, output_attentions=True).attentions
+        got = ours(ids, return_attention=True).attentions
+    assert len(ref) == len(got) == 2
+    for r, g in zip(ref, got):
+        assert g.shape == r.shape == (2, 4, 20, 20)
+        torch.testing.assert_close(g, r, atol=ATOL, rtol=0)
+    assert got[0].triu(1).abs().max() == 0  # causal: nothing above the diagonal
+
+
+def test_gpt_left_padded_batch_matches_hf_position_ids():
+    """With a padding mask ours restarts positions at the first real token, like HF generate does."""
+    hf = _gpt2(seed=10)
+    ours = gpt_from_hf(hf)
+    ids = torch.randint(1, 100, (2, 10), generator=torch.Generator().manual_seed(11))
+    mask = torch.ones_like(ids)
+    mask[0, :4] = 0
+    ids[0, :4] = 0
+    with torch.no_grad():
+        ref = hf(ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits
+        got = ours(ids, attention_mask=mask).logits
+    real = mask.bool()
+    torch.testing.assert_close(got[real], ref[real], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("setting,value", [
+    ("scale_attn_by_inverse_layer_idx", True),
+    ("reorder_and_upcast_attn", True),
+    ("scale_attn_weights", False),
+    ("add_cross_attention", True),
+    ("activation_function", "silu"),
+])
+def test_gpt_refuses_unrepresentable_configs(setting, value):
+    hf = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=20, n_positions=8,
+                                    **{setting: value}))
+    with pytest.raises(ValueError, match=setting):
+        gpt_from_hf(hf)
+
+
+@pytest.mark.parametrize("convert", [gpt_from_hf, bert_from_hf])
+@pytest.mark.parametrize("model", [nn.Linear(2, 2), "gpt2"], ids=["module", "string"])
+def test_wrong_model_type_raises_type_error(convert, model):
+    with pytest.raises(TypeError, match="expected one of .*transformers"):
+        convert(model)
+
+
+def test_each_converter_refuses_the_other_family():
+    with pytest.raises(TypeError, match="BertModel"):
+        bert_from_hf(_gpt2())
+    bert = BertModel(BertConfig(vocab_size=20, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                intermediate_size=32, max_position_embeddings=8))
+    with pytest.raises(TypeError, match="GPT2LMHeadModel"):
+        gpt_from_hf(bert)
+
+
+# -------------------------------------------------------------------------------------------- BERT
+def _bert(cls, seed=0, hidden_act="gelu", pool=True, **kw):
+    cfg = BertConfig(vocab_size=120, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=96, max_position_embeddings=24, type_vocab_size=3, layer_norm_eps=1e-12,
+                     hidden_act=hidden_act, attn_implementation="eager", **kw)
+    torch.manual_seed(seed)
+    model = cls(cfg) if cls is not BertModel else BertModel(cfg, add_pooling_layer=pool)
+    return _randomize(model, seed)
+
+
+def _bert_batch(vocab=120, B=3, T=18, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, vocab, (B, T), generator=g)
+    types = torch.randint(0, 3, (B, T), generator=g)
+    lengths = torch.tensor([T, T - 5, 7])
+    mask = (torch.arange(T)[None] < lengths[:, None]).long()  # right padding, three different lengths
+    ids = ids.masked_fill(mask == 0, 0)
+    return ids, types, mask
+
+
+def _check_encoder(ref_bert_out, got, mask):
+    real = mask.bool()
+    torch.testing.assert_close(got.hidden_states[real], ref_bert_out.last_hidden_state[real], atol=ATOL, rtol=0)
+    for layer, (r, g) in enumerate(zip(ref_bert_out.attentions, got.attentions)):
+        # padded keys get exactly 0 weight in ours and ~0 in HF; padded query rows are arbitrary
+        torch.testing.assert_close(g[real[:, None, :, None].expand_as(g)], r[real[:, None, :, None].expand_as(r)],
+                                   atol=ATOL, rtol=0, msg=lambda m: f"layer {layer}: {m}")
+
+
+@pytest.mark.parametrize("hidden_act", ["gelu", "gelu_new"])
+def test_bert_for_pretraining_matches(hidden_act):
+    hf = _bert(BertForPreTraining, seed=2, hidden_act=hidden_act)
+    ours = bert_from_hf(hf)
+    assert isinstance(ours, BERT) and not ours.training
+    c = ours.config
+    assert (c.vocab_size, c.max_len, c.n_layers, c.n_heads, c.d_model, c.d_ff, c.type_vocab_size) == \
+        (120, 24, 2, 4, 64, 96, 3)
+    assert (c.norm_first, c.dropout, c.num_labels, c.pad_id, c.layer_norm_eps) == (False, 0.0, 0, 0, 1e-12)
+    ids, types, mask = _bert_batch()
+    labels = torch.full_like(ids, -100)
+    labels[:, 1:6] = ids[:, 1:6]
+    nsp = torch.tensor([0, 1, 1])
+    with torch.no_grad():
+        ref = hf(ids, attention_mask=mask, token_type_ids=types, labels=labels, next_sentence_label=nsp,
+                 output_attentions=True)
+        base = hf.bert(ids, attention_mask=mask, token_type_ids=types, output_attentions=True)
+        got = ours(ids, token_type_ids=types, attention_mask=mask, labels=labels, next_sentence_label=nsp,
+                   return_attention=True)
+    _check_encoder(base, got, mask)
+    real = mask.bool()
+    torch.testing.assert_close(got.logits[real], ref.prediction_logits[real], atol=ATOL, rtol=0)
+    torch.testing.assert_close(got.pooled, base.pooler_output, atol=ATOL, rtol=0)
+    torch.testing.assert_close(got.nsp_logits, ref.seq_relationship_logits, atol=ATOL, rtol=0)
+    torch.testing.assert_close(got.loss, ref.loss, atol=ATOL, rtol=0)  # MLM + NSP, on real positions only
+
+
+def test_bert_masked_lm_matches():
+    hf = _bert(BertForMaskedLM, seed=3)
+    assert hf.bert.pooler is None
+    ours = bert_from_hf(hf)
+    ids, types, mask = _bert_batch(seed=4)
+    labels = torch.full_like(ids, -100)
+    labels[:, 2:5] = 7
+    with torch.no_grad():
+        ref = hf(ids, attention_mask=mask, token_type_ids=types, labels=labels)
+        got = ours(ids, token_type_ids=types, attention_mask=mask, labels=labels)
+    real = mask.bool()
+    torch.testing.assert_close(got.logits[real], ref.logits[real], atol=ATOL, rtol=0)
+    torch.testing.assert_close(got.loss, ref.loss, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("pool", [True, False], ids=["pooler", "no-pooler"])
+def test_bert_model_hidden_states_match(pool):
+    hf = _bert(BertModel, seed=5, pool=pool)
+    ours = bert_from_hf(hf)
+    ids, types, mask = _bert_batch(seed=6)
+    with torch.no_grad():
+        ref = hf(ids, attention_mask=mask, token_type_ids=types, output_attentions=True)
+        got = ours(ids, token_type_ids=types, attention_mask=mask, return_attention=True)
+        no_types = ours(ids, attention_mask=mask).hidden_states
+        ref_no_types = hf(ids, attention_mask=mask).last_hidden_state
+    _check_encoder(ref, got, mask)
+    real = mask.bool()
+    torch.testing.assert_close(no_types[real], ref_no_types[real], atol=ATOL, rtol=0)  # default types = 0
+    if pool:
+        torch.testing.assert_close(got.pooled, ref.pooler_output, atol=ATOL, rtol=0)
+        torch.testing.assert_close(ours.pooler.weight, hf.pooler.dense.weight, atol=0, rtol=0)
+    else:
+        assert ref.pooler_output is None  # ours keeps a randomly initialised pooler
+
+
+def test_bert_sequence_classification_matches():
+    hf = _bert(BertForSequenceClassification, seed=7, num_labels=3)
+    ours = bert_from_hf(hf)
+    assert ours.config.num_labels == 3 and ours.classifier is not None
+    ids, types, mask = _bert_batch(seed=8)
+    y = torch.tensor([2, 0, 1])
+    with torch.no_grad():
+        ref = hf(ids, attention_mask=mask, token_type_ids=types, labels=y)
+        got = ours(ids, token_type_ids=types, attention_mask=mask, class_labels=y)
+    torch.testing.assert_close(got.class_logits, ref.logits, atol=ATOL, rtol=0)
+    torch.testing.assert_close(got.loss, ref.loss, atol=ATOL, rtol=0)
+
+
+def test_bert_refusals():
+    with pytest.raises(ValueError, match="position_embedding_type"):
+        bert_from_hf(_bert(BertModel, position_embedding_type="relative_key"))
+    with pytest.raises(ValueError, match="is_decoder"):
+        bert_from_hf(_bert(BertModel, is_decoder=True))
+    with pytest.raises(ValueError, match="hidden_act"):
+        bert_from_hf(_bert(BertModel, hidden_act="silu"))
+    untied = _bert(BertForMaskedLM, tie_word_embeddings=False)
+    assert not torch.equal(untied.cls.predictions.decoder.weight, untied.bert.embeddings.word_embeddings.weight)
+    with pytest.raises(ValueError, match="decoder weight differs"):
+        bert_from_hf(untied)
+
+
+# ---------------------------------------------------------------------------------- try_load_hf
+def test_try_load_hf_offline_missing_model_returns_none(monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert try_load_hf("llmbook-tests/no-such-model", "GPT2LMHeadModel") is None
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("could not load 'llmbook-tests/no-such-model' (offline)") and "\n" not in line
+
+
+def test_try_load_hf_from_local_directory_then_convert(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hf = _gpt2(seed=12)
+    hf.save_pretrained(tmp_path)
+    loaded = try_load_hf(str(tmp_path), GPT2LMHeadModel)
+    assert isinstance(loaded, GPT2LMHeadModel)
+    ids = torch.randint(0, 100, (1, 16), generator=torch.Generator().manual_seed(13))
+    with torch.no_grad():
+        torch.testing.assert_close(gpt_from_hf(loaded.eval())(ids).logits, hf(ids).logits, atol=ATOL, rtol=0)
+
+
+def test_package_imports_without_transformers():
+    code = ("import sys; sys.modules['transformers'] = None\n"
+            "import llmbook, llmbook.interop as i\n"
+            "assert i.try_load_hf('gpt2', 'GPT2LMHeadModel') is None\n")
+    src = str(Path(llmbook.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "transformers is not installed" in r.stdout

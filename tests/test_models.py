@@ -1,0 +1,182 @@
+"""The three models: causality, padding, caching, configs, and clear errors on bad input."""
+import pytest
+import torch
+
+from llmbook.models import BERT, GPT, BERTConfig, GPTConfig, Seq2Seq, Seq2SeqConfig
+
+POS = ["learned", "sinusoidal", "rope"]
+
+
+def small_gpt(**kw):
+    torch.manual_seed(0)
+    cfg = dict(vocab_size=50, block_size=32, n_layers=2, n_heads=4, d_model=32)
+    return GPT(GPTConfig(**{**cfg, **kw})).eval()
+
+
+@pytest.mark.parametrize("pos", POS)
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_gpt_logits_at_t_ignore_tokens_after_t(pos, norm_first):
+    model = small_gpt(pos_encoding=pos, norm_first=norm_first)
+    x = torch.randint(0, 50, (2, 16))
+    y = x.clone()
+    y[:, 9:] = torch.randint(0, 50, (2, 7))
+    a, b = model(x).logits, model(y).logits
+    torch.testing.assert_close(a[:, :9], b[:, :9])
+    assert not torch.allclose(a[:, 9:], b[:, 9:])  # the changed positions do change
+
+
+def test_gpt_loss_is_cross_entropy_of_the_logits():
+    model = small_gpt()
+    x, t = torch.randint(0, 50, (2, 10)), torch.randint(0, 50, (2, 10))
+    out = model(x, targets=t)
+    logp = out.logits.log_softmax(-1).gather(-1, t[..., None]).squeeze(-1)
+    torch.testing.assert_close(out.loss, -logp.mean())
+
+
+def test_gpt_attentions_one_per_layer_causal_and_normalised():
+    model = small_gpt()
+    out = model(torch.randint(0, 50, (3, 12)), return_attention=True)
+    assert len(out.attentions) == 2
+    w = out.attentions[1]
+    assert w.shape == (3, 4, 12, 12)
+    torch.testing.assert_close(w.sum(-1), torch.ones(3, 4, 12))
+    assert (w.triu(diagonal=1) == 0).all()
+    assert model(torch.randint(0, 50, (1, 4))).attentions is None
+
+
+def test_gpt_weight_tying_shares_one_matrix():
+    model = small_gpt()
+    assert model.lm_head.weight is model.tok_emb.weight
+    assert small_gpt(tie_weights=False).lm_head.weight is not small_gpt(tie_weights=False).tok_emb.weight
+
+
+@pytest.mark.parametrize("pos", POS)
+def test_gpt_cached_logits_equal_full_forward(pos):
+    model = small_gpt(pos_encoding=pos)
+    x = torch.randint(0, 50, (2, 20))
+    full = model(x).logits
+    cache = model.new_kv_cache()
+    parts = [model(x[:, :7], kv_cache=cache).logits]
+    parts += [model(x[:, t : t + 1], kv_cache=cache).logits for t in range(7, 20)]
+    torch.testing.assert_close(torch.cat(parts, dim=1), full, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("pos", POS)
+def test_gpt_greedy_generation_same_with_and_without_cache(pos):
+    model = small_gpt(pos_encoding=pos)
+    prompt = torch.randint(0, 50, (3, 5))
+    cached = model.generate(prompt, 25, temperature=0, use_cache=True)
+    uncached = model.generate(prompt, 25, temperature=0, use_cache=False)
+    assert cached.shape == (3, 30)
+    assert torch.equal(cached, uncached)
+
+
+def test_kv_cache_memory_is_2_layers_heads_dhead_tokens_bytes():
+    model = small_gpt()
+    cache = model.new_kv_cache()
+    model(torch.randint(0, 50, (3, 11)), kv_cache=cache)
+    c = model.config
+    assert cache.nbytes == 2 * c.n_layers * 3 * c.n_heads * (c.d_model // c.n_heads) * 11 * 4
+
+
+def test_left_padded_batch_generates_what_each_prompt_generates_alone():
+    model = small_gpt()
+    prompts = [torch.randint(1, 50, (n,)) for n in (6, 3, 5)]
+    T = max(len(p) for p in prompts)
+    ids = torch.zeros(3, T, dtype=torch.long)
+    mask = torch.zeros(3, T, dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, T - len(p):], mask[i, T - len(p):] = p, 1
+    batched = model.generate(ids, 10, temperature=0, attention_mask=mask)
+    for i, p in enumerate(prompts):
+        alone = model.generate(p[None], 10, temperature=0)
+        assert torch.equal(batched[i, T:], alone[0, len(p):])
+
+
+def test_sequence_longer_than_context_is_refused_with_both_numbers():
+    model = small_gpt()
+    with pytest.raises(ValueError, match="33.*32"):
+        model(torch.zeros(1, 33, dtype=torch.long))
+    with pytest.raises(ValueError, match="exceeds the context length 32"):
+        model.generate(torch.zeros(1, 30, dtype=torch.long), 5)
+    assert model.generate(torch.zeros(1, 30, dtype=torch.long), 5, use_cache=False).shape == (1, 35)
+
+
+def test_token_id_outside_vocabulary_is_refused():
+    model = small_gpt()
+    with pytest.raises(ValueError, match=r"50.*\[0, 50\)"):
+        model(torch.tensor([[1, 2, 50]]))
+    with pytest.raises(ValueError, match="-1"):
+        model(torch.tensor([[-1, 2]]))
+    with pytest.raises(TypeError, match="integer"):
+        model(torch.rand(1, 4))
+
+
+def test_config_refuses_d_model_not_divisible_by_heads():
+    with pytest.raises(ValueError, match="d_model=30.*n_heads=4"):
+        GPTConfig(d_model=30, n_heads=4)
+    with pytest.raises(ValueError, match="pos_encoding"):
+        GPTConfig(pos_encoding="alibi")
+
+
+def test_bert_padding_keys_do_not_affect_real_tokens():
+    torch.manual_seed(0)
+    model = BERT(BERTConfig(vocab_size=60, max_len=16, d_model=32, n_heads=4, num_labels=3)).eval()
+    ids = torch.randint(1, 60, (2, 10))
+    ids[1, 6:] = 0
+    out = model(ids, return_attention=True)
+    assert out.logits.shape == (2, 10, 60) and out.nsp_logits.shape == (2, 2)
+    assert out.class_logits.shape == (2, 3)
+    assert (out.attentions[0][1, :, :, 6:] == 0).all()
+    longer = torch.cat([ids, torch.zeros(2, 4, dtype=torch.long)], dim=1)  # more padding
+    torch.testing.assert_close(model(longer).hidden_states[:, :6], out.hidden_states[:, :6])
+
+
+def test_bert_mlm_loss_only_counts_selected_positions():
+    torch.manual_seed(0)
+    model = BERT(BERTConfig(vocab_size=60, max_len=16, d_model=32, n_heads=4)).eval()
+    ids = torch.randint(1, 60, (2, 8))
+    labels = torch.full_like(ids, -100)
+    labels[0, 2], labels[1, 5] = 7, 9
+    out = model(ids, labels=labels)
+    logp = out.logits.log_softmax(-1)
+    torch.testing.assert_close(out.loss, -(logp[0, 2, 7] + logp[1, 5, 9]) / 2)
+
+
+def small_seq2seq(**kw):
+    torch.manual_seed(0)
+    cfg = dict(src_vocab_size=40, tgt_vocab_size=30, max_len=24, d_model=32, n_heads=4)
+    return Seq2Seq(Seq2SeqConfig(**{**cfg, **kw})).eval()
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_seq2seq_greedy_same_with_and_without_cache(norm_first):
+    model = small_seq2seq(norm_first=norm_first)
+    src = torch.randint(3, 40, (4, 9))
+    src[2, 5:] = 0
+    a = model.greedy_decode(src, 15, use_cache=True)
+    b = model.greedy_decode(src, 15, use_cache=False)
+    assert a[:, 0].eq(1).all()
+    assert torch.equal(a, b)
+
+
+def test_seq2seq_decoder_is_causal_and_ignores_source_padding():
+    model = small_seq2seq()
+    src = torch.randint(3, 40, (1, 8))
+    src[0, 6:] = 0
+    tgt = torch.randint(3, 30, (1, 7))
+    out = model(src, tgt, return_attention=True)
+    tgt2 = tgt.clone()
+    tgt2[0, 4:] = 5
+    torch.testing.assert_close(model(src, tgt2).logits[:, :4], out.logits[:, :4])
+    assert (out.cross_attentions[0][..., 6:] == 0).all()
+    assert out.cross_attentions[0].shape == (1, 4, 7, 8) and len(out.encoder_attentions) == 2
+
+
+def test_beam_search_with_one_beam_is_greedy():
+    model = small_seq2seq()
+    src = torch.randint(3, 40, (3, 7))
+    greedy = model.greedy_decode(src, 12)
+    for row, beam in zip(greedy, model.beam_search(src, beam_size=1, max_new_tokens=12)):
+        n = len(beam)
+        assert torch.equal(row[:n], beam)

@@ -1,0 +1,260 @@
+"""Exercise checkers: each accepts a correct answer, rejects typical wrong ones with a hint that
+names the mistake, and reports (never raises) an exception from the learner's code."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from llmbook import checks
+from llmbook.attention import scaled_dot_product_attention
+from llmbook.positional import sinusoidal_encoding
+
+
+def verdict(capsys, checker, fn):
+    """Run checker(fn); return (its result, the one line it printed)."""
+    result = checker(fn)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1, lines
+    return result, lines[0]
+
+
+def assert_passes(capsys, checker, fn):
+    result, line = verdict(capsys, checker, fn)
+    assert result is True, line
+    assert line.startswith(f"✅ {checker.__name__}: all ") and line.endswith(" cases pass"), line
+
+
+def assert_fails(capsys, checker, fn, *fragments):
+    result, line = verdict(capsys, checker, fn)
+    assert result is False, line
+    assert line.startswith(f"❌ {checker.__name__}: "), line
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+# ----------------------------------------------------------------- scaled dot-product attention
+def attention(q, k, v, mask=None, scale=None, dim=-1, fill=float("-inf"), invert=False):
+    """A learner's attention, with switches for the classic mistakes; returns output only."""
+    scale = 1 / math.sqrt(q.size(-1)) if scale is None else scale
+    scores = q @ k.transpose(-2, -1) * scale
+    if mask is not None:
+        scores = scores.masked_fill(mask if invert else ~mask, fill)
+    return torch.softmax(scores, dim=dim) @ v
+
+
+def test_attention_checker_accepts_output_alone_or_with_weights(capsys):
+    assert_passes(capsys, checks.check_scaled_dot_product_attention, attention)
+    assert_passes(capsys, checks.check_scaled_dot_product_attention, scaled_dot_product_attention)
+
+
+@pytest.mark.parametrize("wrong, fragments", [
+    (lambda q, k, v, mask=None: attention(q, k, v, mask, scale=1.0), ["case 1", "sqrt(d_k)"]),
+    (lambda q, k, v, mask=None: attention(q, k, v, mask, scale=1 / q.size(-1)), ["divided by d_k"]),
+    (lambda q, k, v, mask=None: attention(q, k, v, mask, scale=1 / math.sqrt(v.size(-1))),
+     ["case 3", "not of the values"]),
+    (lambda q, k, v, mask=None: attention(q, k, v, mask, dim=-2), ["over the keys", "dim=-1"]),
+    (lambda q, k, v, mask=None: attention(q, k, v, mask, invert=True),
+     ["case 4 (q (2, 4, 5, 8), mask=causal)", "nan", "True where attention is allowed"]),
+    (lambda q, k, v, mask=None: attention(q, k, v, mask, fill=0.0), ["not 0"]),
+    (lambda q, k, v, mask=None: attention(q, k, v, None), ["mask was ignored"]),
+])
+def test_attention_checker_names_the_mistake(capsys, wrong, fragments):
+    assert_fails(capsys, checks.check_scaled_dot_product_attention, wrong, *fragments)
+
+
+def test_attention_checker_reports_how_far_off_and_where(capsys):
+    line = assert_fails(capsys, checks.check_scaled_dot_product_attention,
+                        lambda q, k, v, mask=None: attention(q, k, v, mask) + 0.5)
+    assert "case 1 (q (3, 4), no mask): output differs from the reference by up to 0.5 at index (" in line
+
+
+def test_attention_checker_reports_wrong_weights_and_shapes(capsys):
+    def wrong_weights(q, k, v, mask=None):
+        out, w = scaled_dot_product_attention(q, k, v, mask)
+        return out, w.transpose(-2, -1)
+
+    assert_fails(capsys, checks.check_scaled_dot_product_attention, wrong_weights, "the attention weights")
+    assert_fails(capsys, checks.check_scaled_dot_product_attention,
+                 lambda q, k, v, mask=None: attention(q, k, v, mask)[..., 0], "has shape (3,)", "(3, 4)")
+    assert_fails(capsys, checks.check_scaled_dot_product_attention,
+                 lambda q, k, v, mask=None: attention(q, k, v, mask).tolist(), "is a list")
+
+
+def test_an_exception_in_the_learners_code_is_reported_not_raised(capsys):
+    def broken(q, k, v, mask=None):
+        return q @ k  # forgot the transpose: fails on (3, 4) @ (3, 4)
+
+    line = assert_fails(capsys, checks.check_scaled_dot_product_attention, broken,
+                        "case 1 (q (3, 4), no mask)", "your function raised RuntimeError")
+    assert "Traceback" not in line
+
+
+def test_checkers_leave_the_global_rng_alone(capsys):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    checks.check_scaled_dot_product_attention(attention)
+    checks.check_mlm_mask(mask_tokens)
+    capsys.readouterr()
+    assert torch.equal(torch.rand(3), expected)
+
+
+# ----------------------------------------------------------------------------------- causal mask
+def test_causal_mask_checker(capsys):
+    assert_passes(capsys, checks.check_causal_mask, lambda T: torch.ones(T, T, dtype=torch.bool).tril())
+    assert_fails(capsys, checks.check_causal_mask, lambda T: torch.ones(T, T, dtype=torch.bool).triu(),
+                 "case 1 (T=4)", "the future")
+    assert_fails(capsys, checks.check_causal_mask, lambda T: torch.ones(T, T, dtype=torch.bool).triu(1),
+                 "True where attention is blocked")
+    assert_fails(capsys, checks.check_causal_mask, lambda T: torch.ones(T, T, dtype=torch.bool).tril(-1),
+                 "attend to itself")
+    assert_fails(capsys, checks.check_causal_mask, lambda T: torch.ones(T, T).tril(), "dtype torch.float32", "bool")
+    additive = lambda T: torch.full((T, T), float("-inf")).triu(1)  # noqa: E731
+    assert_fails(capsys, checks.check_causal_mask, additive, "-inf", "additive")
+
+
+# ----------------------------------------------------------------------------- sinusoidal table
+def sinusoids(max_len, d_model, two=2, swap=False):
+    pos = torch.arange(max_len)[:, None].float()
+    div = 10000 ** (two * torch.arange(d_model // 2).float() / d_model)
+    pe = torch.zeros(max_len, d_model)
+    pe[:, 0::2], pe[:, 1::2] = (torch.cos(pos / div), torch.sin(pos / div)) if swap else \
+        (torch.sin(pos / div), torch.cos(pos / div))
+    return pe
+
+
+def test_sinusoidal_checker(capsys):
+    assert_passes(capsys, checks.check_sinusoidal_encoding, sinusoids)
+    assert_passes(capsys, checks.check_sinusoidal_encoding, sinusoidal_encoding)
+    assert_fails(capsys, checks.check_sinusoidal_encoding, lambda n, d: sinusoids(n, d, swap=True), "swapped")
+    assert_fails(capsys, checks.check_sinusoidal_encoding, lambda n, d: sinusoids(n, d, two=1), "2i/d_model")
+    halves = lambda n, d: torch.cat([sinusoids(n, d)[:, 0::2], sinusoids(n, d)[:, 1::2]], -1)  # noqa: E731
+    assert_fails(capsys, checks.check_sinusoidal_encoding, halves, "interleave")
+
+
+# ------------------------------------------------------------------------------------- softmax
+def softmax(x, dim=-1):
+    e = torch.exp(x - x.max(dim=dim, keepdim=True).values)
+    return e / e.sum(dim=dim, keepdim=True)
+
+
+def test_softmax_checker(capsys):
+    assert_passes(capsys, checks.check_softmax, softmax)
+    assert_fails(capsys, checks.check_softmax, lambda x, dim=-1: torch.exp(x) / torch.exp(x).sum(dim, keepdim=True),
+                 "large inputs", "nan", "subtract the maximum")
+    assert_fails(capsys, checks.check_softmax, lambda x, dim=-1: softmax(x), "case 4 (x (3, 4), dim=0)", "dim argument")
+    global_max = lambda x, dim=-1: torch.exp(x - x.max()) / torch.exp(x - x.max()).sum(dim, keepdim=True)  # noqa
+    assert_fails(capsys, checks.check_softmax, global_max, "rows on different scales", "whole tensor")
+    no_keepdim = lambda x, dim=-1: torch.exp(x) / torch.exp(x).sum(dim)  # noqa: E731
+    assert_fails(capsys, checks.check_softmax, no_keepdim, "keepdim=True")
+
+
+# ----------------------------------------------------------------------------------- layer norm
+def layer_norm(x, gamma, beta, eps=1e-5, unbiased=False, eps_outside=False):
+    mean = x.mean(-1, keepdim=True)
+    var = x.var(-1, keepdim=True, unbiased=unbiased)
+    denominator = var.sqrt() + eps if eps_outside else (var + eps).sqrt()
+    return gamma * (x - mean) / denominator + beta
+
+
+def test_layer_norm_checker(capsys):
+    assert_passes(capsys, checks.check_layer_norm, layer_norm)
+    assert_passes(capsys, checks.check_layer_norm,
+                  lambda x, g, b, eps=1e-5: F.layer_norm(x, x.shape[-1:], g, b, eps))
+    assert_fails(capsys, checks.check_layer_norm, lambda x, g, b, eps=1e-5: layer_norm(x, g, b, eps, unbiased=True),
+                 "biased variance")
+    assert_fails(capsys, checks.check_layer_norm,
+                 lambda x, g, b, eps=1e-5: layer_norm(x, g, b, eps, eps_outside=True),
+                 "variance near eps", "inside the square root")
+    assert_fails(capsys, checks.check_layer_norm, lambda x, g, b, eps=1e-5: layer_norm(x, g, b),
+                 "case 5 (x (2, 6), eps=0.1)")
+    assert_fails(capsys, checks.check_layer_norm,
+                 lambda x, g, b, eps=1e-5: layer_norm(x, torch.ones_like(g), torch.zeros_like(b), eps),
+                 "gamma * x_hat + beta")
+
+
+# -------------------------------------------------------------------------------- cross-entropy
+def cross_entropy(logits, targets):
+    log_probs = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
+    return -log_probs[torch.arange(len(targets)), targets].mean()
+
+
+def test_cross_entropy_checker(capsys):
+    assert_passes(capsys, checks.check_cross_entropy, cross_entropy)
+    assert_passes(capsys, checks.check_cross_entropy, lambda logits, t: F.cross_entropy(logits, t).item())
+    assert_fails(capsys, checks.check_cross_entropy, lambda logits, t: cross_entropy(logits, t) * len(t),
+                 "(mean), not the sum")
+    assert_fails(capsys, checks.check_cross_entropy,
+                 lambda logits, t: -torch.log(torch.softmax(logits, -1))[torch.arange(len(t)), t].mean(),
+                 "large logits", "inf", "stably")
+    assert_fails(capsys, checks.check_cross_entropy,
+                 lambda logits, t: -torch.log_softmax(logits, -1)[:, t].mean(), "each row's own target")
+    assert_fails(capsys, checks.check_cross_entropy,
+                 lambda logits, t: F.cross_entropy(logits, t, reduction="none"), "shape (4,)", "single number")
+
+
+# ----------------------------------------------------------------------------------- perplexity
+def test_perplexity_checker(capsys):
+    assert_passes(capsys, checks.check_perplexity, lambda lp: torch.exp(-lp.mean()))
+    assert_passes(capsys, checks.check_perplexity, lambda lp: math.exp(-sum(lp.tolist()) / len(lp)))
+    line = assert_fails(capsys, checks.check_perplexity, lambda lp: torch.exp(lp.mean()), "Check the sign")
+    assert "the result is 0.1 but the reference gives 10" in line
+    assert_fails(capsys, checks.check_perplexity, lambda lp: torch.exp(-lp.sum()), "not the sum")
+    assert_fails(capsys, checks.check_perplexity, lambda lp: torch.exp(-lp).mean(), "not average the exponentials")
+    assert_fails(capsys, checks.check_perplexity, lambda lp: -lp.mean(), "cross-entropy")
+
+
+# ---------------------------------------------------------------------------------- MLM masking
+def mask_tokens(ids, vocab_size, mask_id, special_ids, p=0.15, generator=None, *, shares=(0.8, 0.1),
+                keep_specials=True, label_all=False):
+    """A correct BERT masking rule; the keyword switches turn it into typical wrong ones."""
+    special = torch.zeros_like(ids, dtype=torch.bool)
+    for s in special_ids:
+        special |= ids == s
+    selected = torch.rand(ids.shape, generator=generator) < p
+    if keep_specials:
+        selected &= ~special
+    action = torch.rand(ids.shape, generator=generator)
+    to_mask = selected & (action < shares[0])
+    to_random = selected & (action >= shares[0]) & (action < shares[0] + shares[1])
+    random_ids = torch.randint(vocab_size, ids.shape, generator=generator)
+    inputs = torch.where(to_mask, mask_id, ids)
+    inputs = torch.where(to_random, random_ids, inputs)
+    labels = ids.clone() if label_all else torch.where(selected, ids, -100)
+    return inputs, labels
+
+
+def test_mlm_checker_accepts_correct_rules(capsys):
+    assert_passes(capsys, checks.check_mlm_mask, mask_tokens)
+
+
+def test_mlm_checker_accepts_the_package_rule(capsys):
+    data = pytest.importorskip("llmbook.data")
+    assert_passes(capsys, checks.check_mlm_mask, data.mask_tokens)
+
+
+@pytest.mark.parametrize("options, fragments", [
+    ({"shares": (1.0, 0.0)}, ["100.0% of the selected tokens became mask_id", "80%", "10% unchanged"]),
+    ({"keep_specials": False}, ["special tokens were selected", "never be selected"]),
+    ({"label_all": True}, ["-100", "not selected"]),
+])
+def test_mlm_checker_names_the_mistake(capsys, options, fragments):
+    wrong = lambda *args: mask_tokens(*args, **options)  # noqa: E731
+    assert_fails(capsys, checks.check_mlm_mask, wrong, *fragments)
+
+
+def test_mlm_checker_catches_fixed_p_global_rng_and_in_place_edits(capsys):
+    assert_fails(capsys, checks.check_mlm_mask, lambda ids, V, m, s, p, g: mask_tokens(ids, V, m, s, 0.15, g),
+                 "p=0.3", "use the argument p")
+    assert_fails(capsys, checks.check_mlm_mask, lambda ids, V, m, s, p, g: mask_tokens(ids, V, m, s, p, None),
+                 "same generator seed", "generator argument")
+
+    def in_place(ids, vocab_size, mask_id, special_ids, p, generator):
+        inputs, labels = mask_tokens(ids, vocab_size, mask_id, special_ids, p, generator)
+        ids.copy_(inputs)
+        return ids, labels
+
+    assert_fails(capsys, checks.check_mlm_mask, in_place, "modified ids in place")
+    assert_fails(capsys, checks.check_mlm_mask, lambda *args: None, "returned a NoneType")

@@ -1,0 +1,204 @@
+"""Pictures: heatmaps and loss curves draw what they are given, the attention explorer builds and
+redraws for GPT and BERT, and the bertviz adapters produce bertviz's HTML from our tensors."""
+import matplotlib
+
+matplotlib.use("Agg")  # no display in tests
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from llmbook import BERT, GPT, BERTConfig, GPTConfig, Seq2Seq, Seq2SeqConfig  # noqa: E402
+from llmbook import viz  # noqa: E402
+from llmbook.attention import causal_mask  # noqa: E402
+
+
+class DictCharTokenizer:
+    """The smallest char tokenizer: a dict each way (the tests do not depend on llmbook.tokenizers)."""
+
+    def __init__(self, text):
+        self.itos = sorted(set(text))
+        self.stoi = {ch: i for i, ch in enumerate(self.itos)}
+        self.vocab_size = len(self.itos)
+
+    def encode(self, s):
+        return [self.stoi[ch] for ch in s]  # KeyError on an unknown character
+
+    def decode(self, ids):
+        return "".join(self.itos[i] for i in ids)
+
+
+TEXT = "the cat sat on the mat"
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture
+def tok():
+    return DictCharTokenizer(TEXT)
+
+
+@pytest.fixture
+def gpt(tok):
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layers=2, n_heads=2, d_model=16))
+
+
+# ------------------------------------------------------------------------------------ heatmap
+def test_plot_attention_labels_the_axes_with_the_tokens():
+    weights = torch.softmax(torch.randn(3, 4), dim=-1)
+    ax = viz.plot_attention(weights, ["a", "b", " "], ["w", "x", "y", "z"], title="one head")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "␣"]  # a space is made visible
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["w", "x", "y", "z"]
+    assert ax.get_xlabel() == "key (attended to)" and ax.get_ylabel() == "query (attending)"
+    assert ax.get_title() == "one head"
+    assert len(ax.figure.axes) == 2  # the heatmap and its colour bar
+
+
+def test_plot_attention_uses_query_tokens_for_keys_and_can_annotate():
+    weights = causal_mask(3).float() / torch.arange(1, 4)[:, None]
+    ax = viz.plot_attention(weights, list("abc"), annotate=True)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(f"{w:.2f}" for w in weights.flatten().tolist())
+
+
+@pytest.mark.parametrize("weights, query, keys, message", [
+    (torch.rand(3, 4), list("ab"), list("wxyz"), "query_tokens has 2 tokens but the weights have 3 rows"),
+    (torch.rand(3, 4), list("abc"), list("xyz"), "key_tokens has 3 tokens but the weights have 4 columns"),
+    (torch.rand(3, 4), list("abc"), None, "query_tokens \\(used as keys\\) has 3 tokens"),
+    (torch.rand(1, 2, 3, 3), list("abc"), None, "shape \\(1, 2, 3, 3\\)"),
+])
+def test_plot_attention_rejects_mismatched_inputs(weights, query, keys, message):
+    with pytest.raises(ValueError, match=message):
+        viz.plot_attention(weights, query, keys)
+
+
+# ---------------------------------------------------------------------------------- loss curves
+def test_plot_loss_draws_raw_and_smoothed_curves_with_labelled_axes():
+    losses = [4.0 / (1 + 0.1 * t) for t in range(50)]
+    ax = viz.plot_loss(losses, smooth=0.9, label="train", log_y=True)
+    assert ax.get_xlabel() == "step" and ax.get_ylabel() == "loss (log scale)"
+    assert ax.get_yscale() == "log"
+    assert len(ax.lines) == 2  # the faint raw curve and the smoothed one
+    assert ax.lines[1].get_ydata()[0] == losses[0]  # the average starts at the first loss, not 0
+
+
+def test_plot_loss_takes_a_history_with_evaluations_and_several_runs():
+    history = {"step": [0, 1, 2, 3], "loss": [3.0, 2.5, 2.0, 1.8],
+               "evals": [{"step": 0, "val_loss": 3.1, "accuracy": 0.1}, {"step": 3, "val_loss": 2.0}]}
+    ax = viz.plot_loss(history)
+    assert [line.get_label() for line in ax.lines] == ["train", "val_loss"]
+    assert list(ax.lines[1].get_xdata()) == [0, 3]
+    ax = viz.plot_loss({"pre-LN": [3.0, 2.0], "post-LN": torch.tensor([3.0, 2.5])})
+    assert [line.get_label() for line in ax.lines] == ["pre-LN", "post-LN"]
+
+
+@pytest.mark.parametrize("losses, options, message", [
+    ([1.0, 2.0], {"smooth": 1.0}, "smooth=1.0"),
+    ([], {}, "empty"),
+    ([1.0, 0.0], {"log_y": True}, "positive"),
+])
+def test_plot_loss_rejects_bad_input(losses, options, message):
+    with pytest.raises(ValueError, match=message):
+        viz.plot_loss(losses, **options)
+
+
+# --------------------------------------------------------------------------- attention explorer
+def controls(explorer):
+    text, sliders, status, image = explorer.children
+    layer, head = sliders.children
+    return text, layer, head, status, image
+
+
+def test_attention_explorer_builds_for_gpt_and_redraws_on_change(gpt, tok):
+    explorer = viz.attention_explorer(gpt, tok, "the cat")
+    text, layer, head, status, image = controls(explorer)
+    assert (layer.max, head.max) == (1, 1)
+    assert status.value == "7 tokens"
+    first = image.value
+    assert first[:4] == b"\x89PNG"
+    head.value = 1
+    assert image.value != first
+    layer.value = 1
+    text.value = "the mat sat"
+    assert status.value == "11 tokens"
+
+
+def test_attention_explorer_reports_a_bad_text_in_its_status_line(gpt, tok, capsys):
+    explorer = viz.attention_explorer(gpt, tok, "the cat")
+    text, layer, head, status, image = controls(explorer)
+    before = image.value
+    text.value = "dog"  # "d" and "g" are not in the vocabulary
+    assert "cannot show this text" in status.value
+    assert image.value == before  # the last good picture stays
+    text.value = "t" * 40
+    assert "beyond the context length 32" in status.value
+    text.value = "tac eht"
+    assert status.value == "7 tokens"
+    assert capsys.readouterr().out == ""  # callbacks never print
+
+
+def test_attention_explorer_works_with_bert_and_restores_training_mode(tok):
+    torch.manual_seed(0)
+    bert = BERT(BERTConfig(vocab_size=tok.vocab_size, max_len=32, n_layers=1, n_heads=2, d_model=16, dropout=0.1))
+    bert.train()
+    explorer = viz.attention_explorer(bert, tok, "a cat")
+    assert controls(explorer)[3].value == "5 tokens"
+    assert bert.training
+
+
+def test_attention_maps_match_the_model_and_check_the_length(gpt, tok):
+    ids = torch.tensor([tok.encode("the cat")])
+    expected = gpt(ids, return_attention=True).attentions
+    maps = viz.attention_maps(gpt, ids[0])
+    assert len(maps) == 2 and maps[0].shape == (2, 7, 7)
+    assert all(torch.equal(m, e[0]) for m, e in zip(maps, expected))
+    with pytest.raises(ValueError, match="40 tokens long, beyond the context length 32"):
+        viz.attention_maps(gpt, [0] * 40)
+
+
+def test_token_strings_decodes_each_id_alone(tok):
+    assert viz.token_strings(tok, torch.tensor(tok.encode("at "))) == ["a", "t", " "]
+
+
+# ----------------------------------------------------------------------------------- bertviz
+def test_head_view_returns_bertviz_html_from_a_model_output(gpt, tok):
+    ids = torch.tensor([tok.encode("the cat")] * 2)
+    out = gpt(ids, return_attention=True)
+    tokens = viz.token_strings(tok, ids[0])
+    html = viz.head_view(out, tokens, html_action="return")
+    assert "bertviz" in html.data
+    html = viz.model_view(out.attentions, tokens, batch_index=1, html_action="return")
+    assert "bertviz" in html.data
+
+
+def test_head_view_shows_encoder_decoder_and_cross_attention():
+    torch.manual_seed(0)
+    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=12, tgt_vocab_size=12, max_len=16, d_model=16, n_heads=2))
+    out = model(torch.randint(3, 12, (1, 5)), torch.randint(3, 12, (1, 4)), return_attention=True)
+    html = viz.head_view(out, encoder_tokens=list("abcde"), decoder_tokens=list("wxyz"), html_action="return")
+    for name in ("bertviz", "Encoder", "Decoder", "Cross"):
+        assert name in html.data
+
+
+def test_bertviz_adapters_reject_malformed_input(gpt, tok):
+    ids = torch.tensor([tok.encode("the cat")])
+    attentions = gpt(ids, return_attention=True).attentions
+    with pytest.raises(ValueError, match="batch_index=3 is outside the batch of size 1"):
+        viz.head_view(attentions, list("the cat"), batch_index=3, html_action="return")
+    with pytest.raises(ValueError, match=r"attentions\[0\] has shape \(2, 7, 7\)"):
+        viz.head_view([a[0] for a in attentions], list("the cat"), html_action="return")
+    with pytest.raises(ValueError, match="return_attention=True"):
+        viz.head_view([], list("the cat"), html_action="return")
+    with pytest.raises(ValueError, match="tokens are needed"):
+        viz.model_view(attentions, html_action="return")
+
+
+def test_attention_explorer_rejects_a_model_without_layers_and_heads(tok):
+    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=12, tgt_vocab_size=12, max_len=16, d_model=16, n_heads=2))
+    with pytest.raises(TypeError, match="needs a GPT or BERT.*got Seq2Seq"):
+        viz.attention_explorer(model, tok, "the cat")

@@ -1,11 +1,12 @@
 # The few commands a person types. `make book` and `make test` work on a fresh machine.
-VENV   := .venv
-PY     := $(VENV)/bin/python
-PIP    := $(PY) -m pip
-STAMP  := $(VENV)/.installed
+VENV      := .venv
+PY        := $(VENV)/bin/python
+PIP       := $(PY) -m pip
+STAMP     := $(VENV)/.installed
 NOTEBOOKS := book/getting_started.ipynb $(wildcard chapters/*.ipynb)
+NBVAL     := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup book html test unit lab bench clean chromium
+.PHONY: setup book html book-assets chromium test test-unit test-notebooks test-website lab bench clean
 
 setup: $(STAMP)
 
@@ -13,14 +14,43 @@ setup: $(STAMP)
 # otherwise pull a multi-gigabyte CUDA build.
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	python3 -m venv $(VENV)
-	$(PIP) install --quiet --upgrade "pip>=24"
+	$(PIP) install --quiet -c constraints.txt pip
 	$(PIP) install --quiet -c constraints.txt torch
 	$(PIP) install --quiet -c constraints.txt -r requirements.txt
 	$(PIP) install --quiet --no-deps -e .
 	touch $@
 
+# The JavaScript the website serves itself (MathJax 3, require.js, the ipywidgets embed manager,
+# d3 + jQuery for bertviz), from the npm registry at the versions pinned in package-lock.json,
+# copied to _build/web_assets/site/vendor/ (html_extra_path puts it at _build/html/vendor/).
+book-assets: $(STAMP)
+	$(PY) tools/fetch_web_assets.py
+
+# Build the website into _build/html. -W: a warning fails the build; -n: every reference must
+# resolve; --keep-going: report all warnings; --all: write every page and copy every static file.
+html: book-assets
+	$(VENV)/bin/jupyter-book build . -W -n --keep-going --all
+
 book: html
 	@echo "The book is built. Open $(CURDIR)/_build/html/index.html in a browser."
+
+# Headless browser for tests/test_website.py (Debian/Ubuntu; needs root for apt-get).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+
+# Every test: the package's unit tests, the website in a browser, and every notebook re-run by
+# nbval in strict mode (committed outputs must be what the code produces).
+test: html chromium
+	$(PY) -m pytest tests $(NOTEBOOKS) $(NBVAL) -p no:cacheprovider
+
+test-unit: $(STAMP)
+	$(PY) -m pytest tests --ignore=tests/test_website.py -p no:cacheprovider
+
+test-notebooks: $(STAMP)
+	$(PY) -m pytest $(NOTEBOOKS) $(NBVAL) -p no:cacheprovider
+
+test-website: html chromium
+	$(PY) -m pytest tests/test_website.py -p no:cacheprovider
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab chapters/

@@ -1,0 +1,278 @@
+"""Serve the website's third-party JavaScript from the site itself, so the book works offline.
+
+Two jobs, one file, so the list of vendored files and the addresses that point at them live together:
+
+1. Run as a script (``make book-assets``)::
+
+       python tools/fetch_web_assets.py
+
+   installs the exact versions pinned in ``package.json`` / ``package-lock.json`` from the npm
+   registry (``npm ci`` in ``_build/web_assets/npm``, so the working tree stays clean) and copies
+   the few files the site needs to ``_build/web_assets/site/vendor/``. ``_config.yml`` lists that
+   folder in ``html_extra_path``, so Sphinx copies it to ``_build/html/vendor/``:
+
+   ==========================================  =============================================
+   vendor/mathjax/                              MathJax 3 (``mathjax_path``)
+   vendor/requirejs/require.js                  require.js (ipywidgets embed, bertviz)
+   vendor/jupyter-widgets/html-manager/         ipywidgets 8 HTML embed manager (``nb_ipywidgets_js``)
+   vendor/d3/d3.min.js, vendor/jquery/...       what bertviz's views load through require.js
+   ==========================================  =============================================
+
+   The files are not under ``_static/``: Jupyter Book adds every ``.js`` found in a ``_static``
+   folder at the book root to every page, which would load hundreds of MathJax modules in the
+   wrong order.
+
+2. Loaded as a Sphinx extension (``_config.yml``: ``sphinx: local_extensions``), it rewrites the
+   CDN addresses that bertviz writes into a cell's output (``<script src=".../require.min.js">`` and
+   ``require.config({paths: {d3: ..., jquery: ...}})``) to the local copies, relative to the page.
+   The "Open in Colab" badge image is pointed at a copy in ``_static/`` (``IMAGE_TO_LOCAL``). Any
+   other remote image, or remote script, stylesheet or frame left in an output, is reported as a
+   warning, which ``jupyter-book build -W`` turns into an error: the site must not depend on a CDN.
+
+   Rewriting the rendered output (not the notebook) keeps the notebooks unchanged, so on Colab and
+   in JupyterLab bertviz still loads its libraries the way it was written to.
+
+   It also removes the duplicate inline scripts that Sphinx 7.4 writes for sphinx-thebe and
+   sphinx-togglebutton (see ``_drop_duplicate_scripts``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEST = ROOT / "_build" / "web_assets"
+# What Sphinx copies into the site root (must match html_extra_path in _config.yml).
+SITE_DIR = DEST / "site"
+VENDOR = "vendor"
+
+# (package, files or folder inside the package, folder under vendor/)
+COPIES = [
+    ("mathjax", "es5", "mathjax"),
+    ("requirejs", "require.js", "requirejs"),
+    ("@jupyter-widgets/html-manager", "dist/embed-amd.js", "jupyter-widgets/html-manager"),
+    # The embed manager's Font Awesome fonts; webpack names them by hash, next to embed-amd.js.
+    ("@jupyter-widgets/html-manager", "dist/*.woff2", "jupyter-widgets/html-manager"),
+    ("@jupyter-widgets/html-manager", "dist/*.woff", "jupyter-widgets/html-manager"),
+    ("@jupyter-widgets/html-manager", "dist/*.ttf", "jupyter-widgets/html-manager"),
+    ("@jupyter-widgets/html-manager", "dist/*.eot", "jupyter-widgets/html-manager"),
+    ("@jupyter-widgets/html-manager", "dist/*.svg", "jupyter-widgets/html-manager"),
+    ("d3", "dist/d3.min.js", "d3"),
+    ("jquery", "dist/jquery.min.js", "jquery"),
+]
+# MathJax files the site never loads: other combined builds, and latest.js (it fetches from a CDN).
+MATHJAX_SKIP = (
+    "latest.js", "node-main.js", "mml-chtml.js", "mml-svg.js", "tex-svg.js", "tex-svg-full.js",
+    "tex-mml-svg.js", "tex-chtml-full.js", "tex-chtml-full-speech.js", "*.map",
+)
+
+# CDN address in a cell output -> file under vendor/. A trailing ".js" in the output is kept, so the
+# same rule serves <script src="....js"> and require.js paths (which are written without ".js").
+CDN_TO_LOCAL = [
+    # bertviz head_view / model_view / neuron_view (bertviz 1.4): require.js 2.3.6, d3 5.7.0, jQuery 2.0.0
+    (re.compile(r"https://cdnjs\.cloudflare\.com/ajax/libs/require\.js/[0-9.]+/require(?:\.min)?(?=\.js)"),
+     "requirejs/require"),
+    (re.compile(r"https://cdnjs\.cloudflare\.com/ajax/libs/d3/5\.[0-9.]+/d3(?:\.min)?(?=\.js|['\"])"),
+     "d3/d3.min"),
+    (re.compile(r"https://cdnjs\.cloudflare\.com/ajax/libs/jquery/[23]\.[0-9.]+/jquery(?:\.min)?(?=\.js|['\"])"),
+     "jquery/jquery.min"),
+]
+
+# Remote images in the book's Markdown -> file in the site's _static/ (from book/_static/).
+# The "Open in Colab" badge at the top of each chapter works on GitHub and Colab as it is;
+# on the website it is served from the site.
+IMAGE_TO_LOCAL = {
+    "https://colab.research.google.com/assets/colab-badge.svg": "colab-badge.svg",
+}
+
+# What still loads something from elsewhere once the rules above have run.
+REMOTE_LOAD = re.compile(
+    r"""<(?:script|img|iframe|embed|source|audio|video)\b[^>]*?\bsrc\s*=\s*["']?(?:https?:)?//[^"'\s>]+"""
+    r"""|<link\b[^>]*?\bhref\s*=\s*["']?(?:https?:)?//[^"'\s>]+"""
+    r"""|@import\s+(?:url\()?\s*["']?(?:https?:)?//[^"'\s)]+""",
+    re.IGNORECASE,
+)
+REQUIRE_CONFIG = re.compile(r"require(?:js)?\.config\s*\((.*?)\)\s*;?", re.DOTALL)
+URL = re.compile(r"""["'](?:https?:)?//[^"']+["']""")
+
+
+def rewrite_cdn_urls(html: str, prefix: str) -> str:
+    """Point the CDN addresses listed in CDN_TO_LOCAL at ``prefix + "vendor/..."``."""
+    for pattern, local in CDN_TO_LOCAL:
+        html = pattern.sub(f"{prefix}{VENDOR}/{local}", html)
+    return html
+
+
+def remote_loads(html: str) -> list[str]:
+    """The remote resources a piece of output HTML would still load."""
+    found = [m.group(0) for m in REMOTE_LOAD.finditer(html)]
+    for config in REQUIRE_CONFIG.finditer(html):
+        found += [m.group(0) for m in URL.finditer(config.group(1))]
+    return found
+
+
+# ----------------------------------------------------------------------------- fetching
+
+
+def _run_npm_ci(npm_dir: Path, force: bool) -> None:
+    npm = shutil.which("npm")
+    if npm is None:
+        sys.exit("fetch_web_assets: `npm` not found. Install Node.js (e.g. apt-get install -y npm).")
+    lock = (ROOT / "package-lock.json").read_bytes()
+    stamp = npm_dir / ".package-lock.sha256"
+    digest = hashlib.sha256((ROOT / "package.json").read_bytes() + lock).hexdigest()
+    if not force and stamp.is_file() and stamp.read_text() == digest and (npm_dir / "node_modules").is_dir():
+        print(f"fetch_web_assets: npm packages up to date in {npm_dir.relative_to(ROOT)}")
+        return
+    npm_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(ROOT / "package.json", npm_dir / "package.json")
+    shutil.copy2(ROOT / "package-lock.json", npm_dir / "package-lock.json")
+    # --ignore-scripts: nothing here needs to build; the packages ship their dist files.
+    cmd = [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]
+    print("fetch_web_assets:", " ".join(cmd[1:]), "in", npm_dir.relative_to(ROOT))
+    subprocess.run(cmd, cwd=npm_dir, check=True)
+    stamp.write_text(digest)
+
+
+def _copy(node_modules: Path, vendor: Path) -> list[str]:
+    versions = []
+    for package, source, target in COPIES:
+        package_dir = node_modules / package
+        out = vendor / target
+        out.mkdir(parents=True, exist_ok=True)
+        matches = sorted(package_dir.glob(source))
+        if not matches:
+            sys.exit(f"fetch_web_assets: {package}/{source} not found; is package-lock.json up to date?")
+        for path in matches:
+            if path.is_dir():
+                shutil.copytree(path, out, ignore=shutil.ignore_patterns(*MATHJAX_SKIP), dirs_exist_ok=True)
+            else:
+                shutil.copy2(path, out / path.name)
+        for licence in ("LICENSE", "LICENSE.txt", "LICENSE.md"):
+            if (package_dir / licence).is_file():
+                shutil.copy2(package_dir / licence, out / licence)
+        version = json.loads((package_dir / "package.json").read_text())["version"]
+        entry = f"{package}@{version} -> {VENDOR}/{target}/"
+        if entry not in versions:
+            versions.append(entry)
+    return versions
+
+
+def fetch(dest: Path = DEST, force: bool = False) -> Path:
+    """Install the pinned npm packages and copy the site's files to ``dest/site/vendor``."""
+    npm_dir = dest / "npm"
+    _run_npm_ci(npm_dir, force)
+    vendor = dest / "site" / VENDOR
+    if vendor.exists():
+        shutil.rmtree(vendor)
+    versions = _copy(npm_dir / "node_modules", vendor)
+    (vendor / "VERSIONS.txt").write_text(
+        "Third-party files served by this site, from the npm registry (see package-lock.json):\n"
+        + "\n".join(versions) + "\n"
+    )
+    print("fetch_web_assets: wrote", vendor.relative_to(ROOT) if vendor.is_relative_to(ROOT) else vendor)
+    print("  " + "\n  ".join(versions))
+    return vendor
+
+
+# ----------------------------------------------------------------------------- Sphinx extension
+
+
+def _check_assets(app) -> None:
+    from sphinx.errors import ExtensionError
+
+    if getattr(app.builder, "format", None) != "html":
+        return
+    # (Sphinx drops an html_extra_path entry that does not exist, so check the files first.)
+    if not (SITE_DIR / VENDOR / "mathjax" / "tex-mml-chtml.js").is_file():
+        raise ExtensionError(
+            f"the website's JavaScript is missing from {SITE_DIR.relative_to(ROOT)}: "
+            "run `make book-assets` (python tools/fetch_web_assets.py) before building the book"
+        )
+    extra = [(Path(app.confdir) / p).resolve() for p in app.config.html_extra_path]
+    if SITE_DIR.resolve() not in extra:
+        raise ExtensionError(f"html_extra_path must include {SITE_DIR.relative_to(ROOT)} (see tools/fetch_web_assets.py)")
+
+
+def _rewrite_outputs(app, doctree, docname: str) -> None:
+    from docutils import nodes
+    from sphinx.util import logging
+    from sphinx.util.osutil import relative_uri
+
+    if getattr(app.builder, "format", None) != "html":
+        return
+    logger = logging.getLogger(__name__)
+    # e.g. "../" for chapters/03_attention.html, "" for intro.html
+    prefix = relative_uri(app.builder.get_target_uri(docname), f"{VENDOR}/x")[: -len(f"{VENDOR}/x")]
+    for image in doctree.findall(nodes.image):
+        uri = image.get("uri", "")
+        if uri in IMAGE_TO_LOCAL:
+            image["uri"] = f"{prefix}_static/{IMAGE_TO_LOCAL[uri]}"
+        elif "://" in uri or uri.startswith("//"):
+            logger.warning(
+                f"the image {uri!r} is loaded from the network; the website must work offline: "
+                "put the file in the repository (or add it to IMAGE_TO_LOCAL in tools/fetch_web_assets.py)",
+                location=image, type="llmbook", subtype="remote_asset",
+            )
+    for node in list(doctree.findall(nodes.raw)):
+        if "html" not in node.get("format", "").split():
+            continue
+        old = node.astext()
+        new = rewrite_cdn_urls(old, prefix)
+        if new != old:
+            node.replace_self(nodes.raw(new, new, format=node["format"]))
+        for remote in remote_loads(new):
+            logger.warning(
+                f"an output loads {remote[:120]!r} from the network; the website must work offline: "
+                "vendor it (package.json + CDN_TO_LOCAL in tools/fetch_web_assets.py) or drop it",
+                location=node, type="llmbook", subtype="remote_asset",
+            )
+
+
+def _drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> None:
+    """Write each inline script once.
+
+    sphinx-thebe and sphinx-togglebutton register inline scripts as ``add_js_file(None, body=...)``
+    after the builder has started; Sphinx 7.4 then lists them twice, once with filename None and
+    once with "". Twice is an error for sphinx-thebe's ``const THEBE_JS_URL = ...``
+    ("Identifier 'THEBE_JS_URL' has already been declared") on every page.
+    """
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, unique = set(), []
+    for js in scripts:
+        filename = getattr(js, "filename", js) or ""
+        attributes = tuple(sorted(getattr(js, "attributes", {}).items()))
+        key = (str(filename), getattr(js, "priority", None), attributes)
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    scripts[:] = unique  # the builder restores its own list before the next page
+
+
+def setup(app):
+    app.connect("builder-inited", _check_assets)
+    app.connect("doctree-resolved", _rewrite_outputs)
+    app.connect("html-page-context", _drop_duplicate_scripts, priority=900)
+    return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dest", type=Path, default=DEST, help=f"output folder (default: {DEST.relative_to(ROOT)})")
+    parser.add_argument("--force", action="store_true", help="run `npm ci` even if package-lock.json is unchanged")
+    args = parser.parse_args(argv)
+    fetch(args.dest.resolve(), force=args.force)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

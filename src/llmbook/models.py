@@ -75,6 +75,18 @@ def _position_module(cfg, max_len):
     return None  # rope: applied inside attention
 
 
+def _embedding_scale(cfg) -> float:
+    """Factor on token embeddings. A fixed sinusoidal table has entries of size ~1; token vectors
+    initialised at std 0.02 would drown in it, so (as in Vaswani et al.) they are initialised at
+    std 1/sqrt(d_model) and multiplied by sqrt(d_model), entering at the same scale."""
+    return math.sqrt(cfg.d_model) if cfg.pos_encoding == "sinusoidal" else 1.0
+
+
+def _init_token_embedding(emb: nn.Embedding, cfg) -> None:
+    if cfg.pos_encoding == "sinusoidal":
+        nn.init.normal_(emb.weight, 0.0, cfg.d_model ** -0.5)
+
+
 def _rotary(cfg, max_len):
     return RotaryEmbedding(cfg.d_model // cfg.n_heads, max_len) if cfg.pos_encoding == "rope" else None
 
@@ -146,6 +158,8 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps) if c.norm_first else nn.Identity()
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         _init_weights(self)
+        _init_token_embedding(self.tok_emb, c)
+        self.emb_scale = _embedding_scale(c)
         if c.tie_weights:
             self.lm_head.weight = self.tok_emb.weight
 
@@ -177,7 +191,7 @@ class GPT(nn.Module):
             positions = _positions_from_mask(attention_mask, T)
         else:
             positions = torch.arange(past, past + T, device=idx.device)
-        x = self.tok_emb(idx)
+        x = self.tok_emb(idx) * self.emb_scale
         if self.pos_emb is not None:
             x = x + self.pos_emb(positions)
         x = self.drop(x)
@@ -262,6 +276,8 @@ class BERT(nn.Module):
         self.nsp_head = nn.Linear(c.d_model, 2)
         self.classifier = nn.Linear(c.d_model, c.num_labels) if c.num_labels > 0 else None
         _init_weights(self)
+        _init_token_embedding(self.tok_emb, c)
+        self.emb_scale = _embedding_scale(c)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
                 next_sentence_label=None, class_labels=None, return_attention=False):
@@ -282,7 +298,7 @@ class BERT(nn.Module):
             attention_mask = input_ids != c.pad_id
         mask = _key_mask(attention_mask, B, T)
         positions = torch.arange(T, device=input_ids.device)
-        x = self.tok_emb(input_ids) + self.type_emb(token_type_ids)
+        x = self.tok_emb(input_ids) * self.emb_scale + self.type_emb(token_type_ids)
         if self.pos_emb is not None:
             x = x + self.pos_emb(positions)
         x = self.drop(self.emb_norm(x))

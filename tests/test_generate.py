@@ -72,3 +72,15 @@ def test_beam_search_beats_greedy_when_greedy_is_short_sighted():
     greedy = beam_search(step, torch.tensor([0]), beam_size=1, max_new_tokens=4, eos_id=eos, length_penalty=0.0)
     assert best.tolist() == [0, 2, 3]  # probability 0.4 * 1.0 = 0.4
     assert greedy.tolist()[:2] == [0, 1]  # greedy commits to 0.6, then at most 0.6 * 0.25
+
+
+def test_seq2seq_decoding_restores_training_mode_and_records_no_graph():
+    from llmbook.models import Seq2Seq, Seq2SeqConfig
+
+    torch.manual_seed(0)
+    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=20, tgt_vocab_size=20, max_len=12, d_model=16, n_heads=2))
+    src = torch.randint(3, 20, (2, 5))
+    out = model.greedy_decode(src, 6)
+    beams = model.beam_search(src, beam_size=2, max_new_tokens=6)
+    assert model.training
+    assert not out.requires_grad and not beams[0].requires_grad

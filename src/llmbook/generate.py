@@ -5,8 +5,22 @@ token per step. With a KV cache each decode step processes only the new token.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
+
+
+@contextmanager
+def inference_mode(model):
+    """Eval mode (no dropout) and no gradients for the block; restores the mode the model was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
 
 
 def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -65,14 +79,9 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
         raise ValueError(
             f"prompt ({idx.size(1)}) + max_new_tokens ({max_new_tokens}) exceeds the context length "
             f"{block}; use use_cache=False to generate beyond it with a sliding window")
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return _generate_loop(model, idx, max_new_tokens, block, use_cache, eos_id, attention_mask,
-                                  lambda logits: sample_next_token(logits, temperature, top_k, top_p, generator))
-    finally:
-        model.train(was_training)
+    with inference_mode(model):
+        return _generate_loop(model, idx, max_new_tokens, block, use_cache, eos_id, attention_mask,
+                              lambda logits: sample_next_token(logits, temperature, top_k, top_p, generator))
 
 
 def _generate_loop(model, idx, max_new_tokens, block, use_cache, eos_id, attention_mask, pick):
@@ -139,9 +148,7 @@ def greedy_seq2seq(model, src, max_new_tokens=None, use_cache=True):
     """Greedy decoding for a Seq2Seq model; returns (B, 1 + n) ids starting with bos."""
     c = model.config
     max_new = c.max_len - 1 if max_new_tokens is None else max_new_tokens
-    was_training = model.training
-    model.eval()
-    try:
+    with inference_mode(model):
         memory, src_mask, _ = model.encode(src)
         ys = torch.full((src.size(0), 1), c.bos_id, dtype=torch.long, device=src.device)
         cache, cross = model.new_caches() if use_cache else (None, None)
@@ -155,17 +162,13 @@ def greedy_seq2seq(model, src, max_new_tokens=None, use_cache=True):
             if bool(done.all()):
                 break
         return ys
-    finally:
-        model.train(was_training)
 
 
 def beam_search_seq2seq(model, src, beam_size=4, max_new_tokens=None, length_penalty=1.0):
     """Beam search for one source sequence src (1, S); returns a 1-D tensor bos ... eos."""
     c = model.config
     max_new = c.max_len - 1 if max_new_tokens is None else max_new_tokens
-    was_training = model.training
-    model.eval()
-    try:
+    with inference_mode(model):
         memory, src_mask, _ = model.encode(src)
 
         def step(seqs):
@@ -175,8 +178,6 @@ def beam_search_seq2seq(model, src, beam_size=4, max_new_tokens=None, length_pen
 
         start = torch.tensor([c.bos_id], device=src.device)
         return beam_search(step, start, beam_size, max_new, c.eos_id, length_penalty)
-    finally:
-        model.train(was_training)
 
 
 def beam_search_gpt(model, prompt, beam_size=4, max_new_tokens=20, eos_id=None, length_penalty=1.0):
@@ -186,11 +187,6 @@ def beam_search_gpt(model, prompt, beam_size=4, max_new_tokens=20, eos_id=None, 
     def step(seqs):
         return F.log_softmax(model(seqs[:, -block:]).logits[:, -1].float(), dim=-1)
 
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return beam_search(step, prompt, beam_size, max_new_tokens, -1 if eos_id is None else eos_id,
-                               length_penalty)
-    finally:
-        model.train(was_training)
+    with inference_mode(model):
+        return beam_search(step, prompt, beam_size, max_new_tokens, -1 if eos_id is None else eos_id,
+                           length_penalty)

@@ -255,7 +255,8 @@ def train(model: nn.Module, get_batch, cfg: TrainConfig, eval_fn=None) -> Histor
             start = time.perf_counter()
             args, kwargs = _to_device(get_batch(step), run.device)
             loss, grad_norm = _train_step(run, cfg, args, kwargs, step)
-            history.seconds += time.perf_counter() - start  # loss.item() above synchronised the device
+            # loss.item() waits for the device each step, so asynchronous CUDA work is counted too
+            history.seconds += time.perf_counter() - start
             history.tokens += _count_tokens(args, kwargs)
             _record(history, step, loss, lr_at(step, cfg), grad_norm)
             _log(bar, cfg, step, loss, lr_at(step, cfg))
@@ -288,7 +289,7 @@ def _log(bar, cfg, step, loss, lr):
 
 # -------------------------------------------------------------------------------- checkpoints
 def _model_class_name(model: nn.Module) -> str:
-    """"GPT", "BERT" or "Seq2Seq"; raises TypeError for any other module."""
+    """The MODELS name of model ("GPT", "BERT" or "Seq2Seq"); raises TypeError for other modules."""
     model = getattr(model, "_orig_mod", model)  # a torch.compile wrapper holds the real model
     for name, cls in MODELS.items():
         if type(model) is cls:

@@ -1,8 +1,8 @@
 """Throughput of llmbook's GPT next to Hugging Face's GPT2LMHeadModel of the same size.
 
-    PYTHONPATH=src python bench/throughput.py            # full run, CPU (several minutes)
-    PYTHONPATH=src python bench/throughput.py --quick    # smoke run
-    PYTHONPATH=src python bench/throughput.py --device cuda --compile --peak-tflops 989
+    .venv/bin/python bench/throughput.py                 # full run, CPU (about 20 minutes on 2 cores)
+    .venv/bin/python bench/throughput.py --quick         # smoke run
+    .venv/bin/python bench/throughput.py --device cuda --compile --peak-tflops 989
 
 Prints a markdown table: training, forward and generation tokens/s and peak training memory for
 both models, and ours/HF. Both models get the same weights (copied from ours into HF, which also

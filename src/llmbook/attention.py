@@ -104,8 +104,9 @@ class MultiHeadAttention(nn.Module):
         """Queries from x; keys and values from x (self) or context (cross), via the cache if any."""
         d = self.d_model
         if context is None:
-            q, k, v = self.in_proj(x).split(d, dim=-1)
-            q, k, v = self._split(q), self._split(k), self._split(v)
+            B, T, _ = x.shape
+            qkv = self.in_proj(x).view(B, T, 3, self.n_heads, self.d_head)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, T, d_head)
             past = kv_cache.length if kv_cache is not None else 0
             if self.rotary is not None:
                 if positions is None:

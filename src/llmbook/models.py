@@ -41,7 +41,7 @@ def check_token_ids(ids: torch.Tensor, vocab_size: int, name: str = "token ids")
     if ids.dim() != 2:
         raise ValueError(f"{name} must have shape (B, T), got {tuple(ids.shape)}")
     if ids.numel():
-        lo, hi = int(ids.min()), int(ids.max())
+        lo, hi = (int(v) for v in torch.aminmax(ids))  # one reduction, one wait for the device
         if lo < 0 or hi >= vocab_size:
             bad = lo if lo < 0 else hi
             raise ValueError(f"{name} contain {bad}, outside the vocabulary [0, {vocab_size})")

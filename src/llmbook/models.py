@@ -191,7 +191,9 @@ class GPT(nn.Module):
             positions = _positions_from_mask(attention_mask, T)
         else:
             positions = torch.arange(past, past + T, device=idx.device)
-        x = self.tok_emb(idx) * self.emb_scale
+        x = self.tok_emb(idx)
+        if self.emb_scale != 1.0:  # only sinusoidal positions scale; skip the no-op on the hot path
+            x = x * self.emb_scale
         if self.pos_emb is not None:
             x = x + self.pos_emb(positions)
         x = self.drop(x)
@@ -206,7 +208,6 @@ class GPT(nn.Module):
         loss = _lm_loss(logits, targets) if targets is not None else None
         return ModelOutput(logits, loss, attentions)
 
-    @torch.no_grad()
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
                  generator=None, eos_id=None, attention_mask=None):
         """Continue idx (B, T) by max_new_tokens tokens; see llmbook.generate.generate."""
@@ -298,7 +299,10 @@ class BERT(nn.Module):
             attention_mask = input_ids != c.pad_id
         mask = _key_mask(attention_mask, B, T)
         positions = torch.arange(T, device=input_ids.device)
-        x = self.tok_emb(input_ids) * self.emb_scale + self.type_emb(token_type_ids)
+        x = self.tok_emb(input_ids)
+        if self.emb_scale != 1.0:
+            x = x * self.emb_scale
+        x = x + self.type_emb(token_type_ids)
         if self.pos_emb is not None:
             x = x + self.pos_emb(positions)
         x = self.drop(self.emb_norm(x))
@@ -437,7 +441,6 @@ class Seq2Seq(nn.Module):
         n, L = self.config.n_decoder_layers, self.config.max_len
         return KVCache(n, L), KVCache(n, L)
 
-    @torch.no_grad()
     def greedy_decode(self, src, max_new_tokens=None, use_cache=True):
         """Decode src (B, S) greedily; returns (B, 1 + n) ids starting with bos. Rows that emitted
         eos are padded with pad_id afterwards; decoding stops when every row has emitted eos."""
@@ -445,7 +448,6 @@ class Seq2Seq(nn.Module):
 
         return greedy_seq2seq(self, src, max_new_tokens, use_cache)
 
-    @torch.no_grad()
     def beam_search(self, src, beam_size=4, max_new_tokens=None, length_penalty=1.0):
         """Beam search for each source row; returns a list of 1-D id tensors (bos ... eos)."""
         from .generate import beam_search_seq2seq

@@ -1,0 +1,131 @@
+"""Checkers for the language-modelling-as-probability exercises (chapters 1-2): softmax, cross-entropy, perplexity."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ._core import Case, _as_tensor, _tensor_problem, _run_cases, _generator
+
+
+# ------------------------------------------------------------------------------------ softmax
+def _naive_softmax(x, dim=-1):
+    e = torch.exp(x)
+    return e / e.sum(dim=dim, keepdim=True)
+
+
+def _global_max_softmax(x, dim=-1):
+    e = torch.exp(x - x.max())
+    return e / e.sum(dim=dim, keepdim=True)
+
+
+_SOFTMAX_MISTAKES = [
+    ("exp(1000) overflows to inf; subtract the maximum along dim first (softmax(x) = softmax(x - max), "
+     "x.max(dim=dim, keepdim=True).values).", _naive_softmax),
+    ("subtract the maximum along dim (keepdim=True), not the maximum of the whole tensor: a row far "
+     "below the global maximum underflows to 0 / 0.", _global_max_softmax),
+    ("keep the summed dim (sum(dim=dim, keepdim=True)) so that each row is divided by its own sum.",
+     lambda x, dim=-1: torch.exp(x) / torch.exp(x).sum(dim=dim)),
+    ("divide by the sum along dim only, not by the sum of the whole tensor.",
+     lambda x, dim=-1: torch.exp(x) / torch.exp(x).sum()),
+    ("use the dim argument; your function always normalizes over the last dim.",
+     lambda x, dim=-1: torch.softmax(x, dim=-1)),
+]
+
+
+def check_softmax(fn) -> bool:
+    """Check fn(x, dim=-1) -> softmax of x along dim, numerically stable for large inputs."""
+    g = _generator(1)
+    square = torch.randn(3, 3, generator=g)
+    cases = [
+        Case("x (5,), default dim", (torch.randn(5, generator=g),)),
+        Case("x (3, 3), dim=-1", (square, -1)),
+        Case("x (3, 4), dim=-1", (torch.randn(3, 4, generator=g), -1)),
+        Case("x (3, 4), dim=0", (torch.randn(3, 4, generator=g), 0)),
+        Case("x (2, 3, 4), dim=1", (torch.randn(2, 3, 4, generator=g), 1)),
+        Case("x = [1000, 1001, 1002]: large inputs", (torch.tensor([1000.0, 1001.0, 1002.0]), -1)),
+        Case("x = [[1000, 1001], [0, 1]]: rows on different scales",
+             (torch.tensor([[1000.0, 1001.0], [0.0, 1.0]]), -1)),
+    ]
+    return _run_cases("check_softmax", fn, cases, lambda x, dim=-1: torch.softmax(x.double(), dim=dim),
+                      _tensor_problem, _SOFTMAX_MISTAKES)
+
+
+# ------------------------------------------------------------------------------ cross-entropy
+def _scalar_problem(got, expected, what: str = "the result"):
+    """Like _tensor_problem for a one-number answer: accepts a float or a tensor of one element."""
+    value, problem = _as_tensor(got, what)
+    if problem:
+        return problem
+    if value.numel() != 1:
+        return f"{what} has shape {tuple(value.shape)}; expected a single number (shape ())"
+    return _tensor_problem(value.reshape(()), expected.reshape(()), what)
+
+
+_CROSS_ENTROPY_MISTAKES = [
+    ("average over the N positions (mean), not the sum.",
+     lambda logits, t: F.cross_entropy(logits.double(), t, reduction="sum")),
+    ("cross-entropy is minus the mean log-probability of the targets; your sign is flipped.",
+     lambda logits, t: -F.cross_entropy(logits.double(), t)),
+    ("the loss is minus the *log* of the target's probability; you averaged the probabilities.",
+     lambda logits, t: -torch.softmax(logits.double(), -1)[torch.arange(len(t)), t].mean()),
+    ("pick each row's own target: logits[torch.arange(N), targets] (or gather), not logits[:, targets].",
+     lambda logits, t: -torch.log_softmax(logits.double(), -1)[:, t].mean()),
+    ("compute log-softmax stably: logits - logsumexp(logits) (or torch.log_softmax); exp of a large "
+     "logit overflows, and log(softmax) of a tiny probability is log(0) = -inf.",
+     lambda logits, t: -torch.log(torch.exp(logits) / torch.exp(logits).sum(-1, keepdim=True))
+     [torch.arange(len(t)), t].mean()),
+    ("compute log-softmax stably: logits - logsumexp(logits) (or torch.log_softmax); log(softmax) "
+     "of a tiny probability is log(0) = -inf.",
+     lambda logits, t: -torch.log(torch.softmax(logits, -1))[torch.arange(len(t)), t].mean()),
+]
+
+
+def check_cross_entropy(fn) -> bool:
+    """Check fn(logits (N, V), targets (N,)) -> the mean cross-entropy, a single number."""
+    g = _generator(3)
+
+    def case(label, N, V, scale=1.0):
+        return Case(label, (torch.randn(N, V, generator=g) * scale, torch.randint(V, (N,), generator=g)))
+
+    cases = [
+        case("logits (4, 5)", 4, 5),
+        case("logits (1, 3): a single position", 1, 3),
+        case("logits (16, 100)", 16, 100),
+        case("logits (6, 2): two classes", 6, 2),
+        case("logits (8, 10) * 1000: large logits", 8, 10, scale=1000.0),
+    ]
+    return _run_cases("check_cross_entropy", fn, cases, lambda logits, t: F.cross_entropy(logits.double(), t),
+                      _scalar_problem, _CROSS_ENTROPY_MISTAKES)
+
+
+# ---------------------------------------------------------------------------------- perplexity
+_PERPLEXITY_MISTAKES = [
+    ("perplexity is exp(-mean(log p)); with log-probabilities <= 0 it is >= 1. Check the sign.",
+     lambda lp: torch.exp(lp.double().mean())),
+    ("average the log-probabilities (mean over N) before exponentiating, not the sum.",
+     lambda lp: torch.exp(-lp.double().sum())),
+    ("exponentiate the mean, not average the exponentials: exp(-mean(log p)) != mean(exp(-log p)).",
+     lambda lp: torch.exp(-lp.double()).mean()),
+    ("these are natural-log probabilities: use exp, not 2 ** (...).",
+     lambda lp: 2 ** (-lp.double().mean())),
+    ("that is the cross-entropy (the mean negative log-likelihood); perplexity is its exponential.",
+     lambda lp: -lp.double().mean()),
+]
+
+
+def check_perplexity(fn) -> bool:
+    """Check fn(log_probs (N,)) -> exp(-mean(log_probs)): log_probs are the natural-log
+    probabilities the model gave each target token."""
+    g = _generator(4)
+    random_lp = torch.log_softmax(torch.randn(12, 7, generator=g), -1)[:, 0]  # (12,) each <= 0
+    cases = [
+        Case("log_probs = log(1/10) * 5: uniform over 10 tokens (perplexity 10)", (torch.full((5,), math.log(0.1)),)),
+        Case("log_probs (12,)", (random_lp,)),
+        Case("log_probs (1,): one token", (torch.tensor([-2.0]),)),
+        Case("log_probs = [0, 0, 0]: certain predictions (perplexity 1)", (torch.zeros(3),)),
+        Case("log_probs (4,) in float64", (torch.tensor([-0.1, -3.0, -0.5, -1.25], dtype=torch.float64),)),
+    ]
+    return _run_cases("check_perplexity", fn, cases, lambda lp: torch.exp(-lp.double().mean()),
+                      _scalar_problem, _PERPLEXITY_MISTAKES)

@@ -5,8 +5,12 @@ PIP       := $(PY) -m pip
 STAMP     := $(VENV)/.installed
 NOTEBOOKS := book/getting_started.ipynb $(wildcard chapters/*.ipynb)
 NBVAL     := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
+# One worker per core; all cells of a notebook (and all tests of a file) stay in one worker.
+PARALLEL  := -n auto --dist loadscope
+STUDENT   := _build/student
+OFFLINE   := _build/llmbook-offline.zip
 
-.PHONY: setup book html book-assets chromium test test-unit test-notebooks test-website lab bench clean
+.PHONY: setup book html book-assets chromium student offline test test-unit test-notebooks test-website lab bench clean
 
 setup: $(STAMP)
 
@@ -38,18 +42,31 @@ book: html
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 
-# Every test: the package's unit tests, the website in a browser, and every notebook re-run by
-# nbval in strict mode (committed outputs must be what the code produces).
-test: html chromium
-	$(PY) -m pytest tests $(NOTEBOOKS) $(NBVAL) -p no:cacheprovider
+# The student edition: every notebook with its exercise solutions replaced by stubs that raise
+# NotImplementedError (see tools/make_student_edition.py), written to _build/student/.
+student: $(STAMP)
+	rm -rf $(STUDENT)
+	$(PY) tools/make_student_edition.py --out $(STUDENT)
+
+# One zip a teacher can hand out: the website (opens from disk, no network), both editions of the
+# notebooks, and the package as a wheel with the data the notebooks read.
+offline: html student
+	$(PY) tools/make_offline_bundle.py --out $(OFFLINE)
+
+# Every test: the package's unit tests, the website and the offline bundle in a browser, the
+# package installed from its sdist into a fresh venv, every notebook re-run by nbval in strict mode
+# (committed outputs must be what the code produces), and the student edition re-run with its
+# exercises open (each checker must report the open exercise).
+test: offline chromium
+	$(PY) -m pytest tests $(NOTEBOOKS) $(STUDENT) $(NBVAL) $(PARALLEL) -p no:cacheprovider
 
 test-unit: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/test_website.py -p no:cacheprovider
 
-test-notebooks: $(STAMP)
-	$(PY) -m pytest $(NOTEBOOKS) $(NBVAL) -p no:cacheprovider
+test-notebooks: student
+	$(PY) -m pytest $(NOTEBOOKS) $(STUDENT) $(NBVAL) $(PARALLEL) -p no:cacheprovider
 
-test-website: html chromium
+test-website: offline chromium
 	$(PY) -m pytest tests/test_website.py -p no:cacheprovider
 
 lab: $(STAMP)

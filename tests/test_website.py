@@ -7,10 +7,12 @@ Every page of ``_build/html`` is opened in headless Chromium, served from 127.0.
 - TeX is left untypeset after MathJax has run (``$$``, ``\\(``, ``\\[``, ``$...\\cmd...$`` in the
   visible text), or MathJax reports a TeX error;
 - a link to another page of the site (or to an anchor on it) leads nowhere;
-- an image does not load;
+- an image does not load, or has no alt text (a figure's alt text is its caption);
 - an ipywidgets view or a bertviz view stays empty.
 
-This test builds nothing: ``make test`` builds the site first (``make html``). Without a built site
+Search must work offline, and the offline bundle (``make offline``) must open from disk (file://).
+
+This test builds nothing: ``make test`` builds the site and the bundle first (``make offline``). Without a built site
 the tests fail and say so. The browser is Debian's ``chromium`` (``make chromium``), driven by the
 ``playwright`` package; set ``CHROMIUM=/path/to/chrome`` to use another Chromium-based browser.
 """
@@ -229,6 +231,16 @@ VISIBLE_TEXT = """
 }
 """
 
+# An image needs a text that describes it: alt text (or, for a widget's live picture, its title,
+# which is the accessible name of an image without alt); a file name ("../_images/3f2a....png") is not one.
+IMAGES_WITHOUT_ALT = """
+() => Array.from(document.images)
+  .filter(img => { const alt = (img.getAttribute("alt") || img.getAttribute("aria-label")
+                                || img.getAttribute("title") || "").trim();
+                   return !alt || /\\.(png|jpe?g|svg|gif)$/i.test(alt); })
+  .map(img => img.getAttribute("src"))
+"""
+
 LOAD_ALL_IMAGES = """
 async () => {
   const images = Array.from(document.images);
@@ -305,6 +317,7 @@ def test_page_works_offline(path, site, visit, base_url):
 
     missing = tab.evaluate(LOAD_ALL_IMAGES)
     page.problems += [f"image did not load: {src}" for src in missing]
+    page.problems += [f"image without alt text: {src}" for src in tab.evaluate(IMAGES_WITHOUT_ALT)]
     page.settle()
 
     text = tab.evaluate(VISIBLE_TEXT)
@@ -362,3 +375,58 @@ def test_bertviz_cdn_addresses_point_at_the_site(site):
         assert assets.remote_loads(local) == [], f"{view.__name__}: CDN addresses left after rewriting"
     for _, target in assets.CDN_TO_LOCAL:
         assert (site / assets.VENDOR / f"{target}.js").is_file(), f"{target}.js is not in the site"
+
+
+def test_search_works_offline(site, visit):
+    page = visit("search.html?q=softmax")
+    results = page.page.locator("#search-results ul.search li a")
+    results.first.wait_for()
+    links = results.evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    assert any("03_attention" in href for href in links), links
+    page.settle()
+    assert not page.problems, page.problems
+
+
+OFFLINE_BUNDLE = ROOT / "_build" / "llmbook-offline.zip"
+
+
+@pytest.fixture(scope="module")
+def offline_bundle(tmp_path_factory) -> Path:
+    if not OFFLINE_BUNDLE.is_file():
+        pytest.fail(f"{OFFLINE_BUNDLE.relative_to(ROOT)} does not exist: run `make offline` first", pytrace=False)
+    import zipfile
+
+    folder = tmp_path_factory.mktemp("offline")
+    with zipfile.ZipFile(OFFLINE_BUNDLE) as archive:
+        archive.extractall(folder)
+    return folder / "llmbook-offline"
+
+
+def test_offline_bundle_holds_the_site_the_notebooks_and_the_package(offline_bundle):
+    assert (offline_bundle / "website" / "index.html").is_file()
+    assert (offline_bundle / "README.txt").read_text().count("website/index.html") >= 1
+    chapters = sorted(p.name for p in (ROOT / "chapters").glob("*.ipynb"))
+    for edition in ("notebooks", "student"):
+        present = sorted(p.name for p in (offline_bundle / edition).glob("*.ipynb"))
+        assert present == sorted(chapters + ["getting_started.ipynb"]), (edition, present)
+    assert len(list(offline_bundle.glob("llmbook-*-py3-none-any.whl"))) == 1
+
+
+@pytest.mark.parametrize("path", ["chapters/03_attention.html", "search.html?q=attention"])
+def test_offline_bundle_opens_from_disk(offline_bundle, browser, path):
+    """Opened as file:// (a double-click on the file): math typesets, images load, widgets draw,
+    search finds pages, and nothing is fetched from another host."""
+    page = Visit(browser, (offline_bundle / "website").as_uri() + "/", path)
+    try:
+        tab = page.page
+        if path.startswith("search"):
+            tab.locator("#search-results ul.search li a").first.wait_for()
+        else:
+            assert tab.evaluate(WAIT_FOR_MATHJAX) == "typeset"
+            assert tab.locator("mjx-container").count() > 20
+            if tab.locator('script[type="application/vnd.jupyter.widget-view+json"]').count():
+                tab.wait_for_function(WIDGETS_RENDERED)
+            page.problems += [f"image did not load: {src}" for src in tab.evaluate(LOAD_ALL_IMAGES)]
+        assert not page.problems, page.problems
+    finally:
+        page.close()

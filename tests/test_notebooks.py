@@ -1,0 +1,145 @@
+"""The notebooks keep the book's conventions, and the student edition is made from them correctly.
+
+nbval re-runs every notebook; these tests check what a re-run cannot: that every notebook starts
+with the same install cell (the one Colab runs), that every coding exercise has a checker, that
+the instructor guide covers every exercise, and that the student edition hides every solution.
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from llmbook import checks
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+NOTEBOOKS = [ROOT / "book" / "getting_started.ipynb", *CHAPTERS]
+EXERCISE = re.compile(r"\{exercise\}[^\n]*\n(?:[^\n]*\n)*?:label:\s*(ex-\d+-\d+)")
+REPOSITORY = re.search(r"^\s*url:\s*(https://github.com/\S+)", (ROOT / "_config.yml").read_text(), re.M).group(1)
+
+
+def _load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _read(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def _code_cells(nb):
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def _ids(paths):
+    return [p.relative_to(ROOT).as_posix() for p in paths]
+
+
+def test_there_are_chapters():
+    assert len(CHAPTERS) >= 3, [p.name for p in CHAPTERS]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_first_cell_is_the_shared_install_cell(path):
+    """The cell Colab runs first installs the package from this book's repository, the same everywhere."""
+    reference = _code_cells(_read(NOTEBOOKS[0]))[0].source
+    first = _code_cells(_read(path))[0]
+    assert first.source == reference, f"{path.name}: its first code cell differs from getting_started's"
+    assert f"git+{REPOSITORY}" in first.source, f"the install cell does not install from {REPOSITORY}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=_ids(CHAPTERS))
+def test_colab_badge_opens_this_notebook(path):
+    title = _read(path).cells[0].source
+    expected = f"colab.research.google.com/github/{REPOSITORY.removeprefix('https://github.com/')}" \
+               f"/blob/main/chapters/{path.name}"
+    assert expected in title, f"{path.name}: no Colab badge linking to {expected}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=_ids(CHAPTERS))
+def test_every_coding_exercise_has_a_checker(path):
+    nb = _read(path)
+    labels = [label for cell in nb.cells if cell.cell_type == "markdown" for label in EXERCISE.findall(cell.source)]
+    assert len(labels) >= 3, f"{path.name} has {len(labels)} exercises; the chapter standard asks for 3"
+    assert len(set(labels)) == len(labels), f"duplicate exercise labels in {path.name}: {labels}"
+    chapter = int(path.name[:2])
+    assert all(label.startswith(f"ex-{chapter}-") for label in labels), labels
+    solutions = [i for i, cell in enumerate(nb.cells) if "solution" in cell.metadata.get("tags", [])]
+    assert solutions, f"{path.name} has no coding exercise (a code cell tagged 'solution')"
+    for i in solutions:
+        after = nb.cells[i + 1]
+        call = re.match(r"(check_\w+)\(my_\w+\)", after.source)
+        assert after.cell_type == "code" and call, f"{path.name}: the cell after solution cell {i} calls no checker"
+        assert call.group(1) in checks.__all__, f"{call.group(1)} is not exported by llmbook.checks"
+        assert "hide-input" in nb.cells[i].metadata.get("tags", []), "solutions are hidden on the website"
+
+
+def test_every_checker_is_tested_and_used():
+    tests = "".join(p.read_text() for p in (ROOT / "tests").glob("test_checks*.py"))
+    used = "".join(p.read_text() for p in NOTEBOOKS)
+    for name in checks.__all__:
+        assert f"checks.{name}" in tests or f"{name}," in tests or f"import {name}" in tests, \
+            f"{name} has no test in tests/test_checks*.py"
+        assert f"{name}(" in used, f"{name} is not used by any notebook"
+
+
+def test_instructor_guide_covers_every_exercise():
+    guide = (ROOT / "book" / "instructor_guide.md").read_text()
+    for path in CHAPTERS:
+        for cell in _read(path).cells:
+            for label in EXERCISE.findall(cell.source) if cell.cell_type == "markdown" else []:
+                assert f"{{ref}}`{label}`" in guide or f"({label})" in guide, \
+                    f"book/instructor_guide.md does not list {label} ({path.name})"
+
+
+# ------------------------------------------------------------------------------ student edition
+student = _load_tool("make_student_edition")
+
+
+def test_stub_keeps_signature_and_docstring_only():
+    source = 'def my_f(x, y=2):\n    """Add."""\n    z = x + y\n    return z\n\n\nprint(my_f(1))\n'
+    stub, raises = student.stub_source(source, "Exercise 9.9")
+    assert not raises
+    assert 'def my_f(x, y=2):\n    """Add."""\n    raise NotImplementedError(' in stub
+    assert "x + y" not in stub and "print" not in stub
+    namespace = {}
+    exec(stub, namespace)
+    with pytest.raises(NotImplementedError, match="Exercise 9.9"):
+        namespace["my_f"](1)
+
+
+def test_stub_of_a_cell_without_functions_raises_at_once():
+    stub, raises = student.stub_source("answer = 6 * 7\n", "Exercise 1.2")
+    assert raises
+    with pytest.raises(NotImplementedError, match="Exercise 1.2"):
+        exec(stub, {})
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=_ids(CHAPTERS))
+def test_student_edition_hides_every_solution(path):
+    original = _read(path)
+    nb = student.student_notebook(_read(path))
+    assert len(nb.cells) == len(original.cells)
+    text = "\n".join(cell.source for cell in nb.cells)
+    assert "{solution}" not in text
+    for before, after, next_cell in zip(original.cells, nb.cells, nb.cells[1:]):
+        if "solution" not in before.metadata.get("tags", []):
+            assert after.source == before.source or after.cell_type == "markdown"
+            continue
+        assert "solution" not in after.metadata.get("tags", []) and "hide-input" not in after.metadata.get("tags", [])
+        assert "NotImplementedError" in after.source and after.outputs == []
+        for node in ast.parse(after.source).body:  # only stubs: an optional docstring, then raise
+            assert isinstance(node, (ast.FunctionDef, ast.Raise)), ast.unparse(node)
+            if isinstance(node, ast.FunctionDef):
+                body = node.body[1:] if ast.get_docstring(node) is not None else node.body
+                assert len(body) == 1 and isinstance(body[0], ast.Raise), \
+                    f"solution code left in the student edition of {path.name}: {ast.unparse(node)}"
+        printed = "".join(out.get("text", "") for out in next_cell.outputs)
+        assert printed.startswith("❌ check_") and "NotImplementedError: Exercise" in printed, printed

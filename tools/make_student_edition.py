@@ -70,8 +70,9 @@ def stub_source(source: str, exercise: str) -> tuple[str, bool]:
     return f"# {exercise}: your code goes here.\nraise NotImplementedError({exercise + ': your code goes here'!r})", True
 
 
-def checker_output(source: str, stub: str) -> str:
-    """What the checker called in source prints when given the stub function."""
+def checker_outputs(source: str, stub: str) -> list:
+    """The outputs of the checker cell when given the stub function: the ❌ line it prints, and the
+    False it returns (the cell's value)."""
     match = CHECKER_CALL.search(source)
     if not match:
         raise ValueError(f"the cell after a solution does not call a checker on a my_ function:\n{source}")
@@ -81,8 +82,12 @@ def checker_output(source: str, stub: str) -> str:
     exec(compile(stub, "<stub>", "exec"), namespace)  # defines the stub functions only
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        checker(namespace[function_name])
-    return printed.getvalue()
+        verdict = checker(namespace[function_name])
+    outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed.getvalue())]
+    if not source.rstrip().endswith(";"):  # a trailing semicolon hides the value in Jupyter
+        outputs.append(nbformat.v4.new_output("execute_result", data={"text/plain": repr(verdict)},
+                                              execution_count=None))
+    return outputs
 
 
 def _tag(cell, add=(), remove=()):
@@ -110,8 +115,7 @@ def student_notebook(nb):
         cell.metadata["tags"] = cell.metadata.get("tags", []) + ["exercise"]
         if not raises and i + 1 < len(cells) and cells[i + 1].cell_type == "code":
             checker = cells[i + 1]
-            checker.outputs = [nbformat.v4.new_output("stream", name="stdout",
-                                                      text=checker_output(checker.source, cell.source))]
+            checker.outputs = checker_outputs(checker.source, cell.source)
             _tag(checker, add=["nbval-check-output"])
             checked.add(i + 1)
         elif not raises:

@@ -1,5 +1,8 @@
 """Pictures: heatmaps and loss curves draw what they are given, the attention explorer builds and
 redraws for GPT and BERT, and the bertviz adapters produce bertviz's HTML from our tensors."""
+import base64
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")  # no display in tests
@@ -120,7 +123,9 @@ def test_attention_explorer_builds_for_gpt_and_redraws_on_change(gpt, tok):
     assert (layer.max, head.max) == (1, 1)
     assert status.value == "7 tokens"
     first = image.value
-    assert first[:4] == b"\x89PNG"
+    png = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', first).group(1))
+    assert png[:4] == b"\x89PNG"
+    assert 'alt="Heatmap of the attention weights of layer 0, head 0 for the text' in first
     head.value = 1
     assert image.value != first
     layer.value = 1
@@ -183,6 +188,22 @@ def test_head_view_shows_encoder_decoder_and_cross_attention():
     html = viz.head_view(out, encoder_tokens=list("abcde"), decoder_tokens=list("wxyz"), html_action="return")
     for name in ("bertviz", "Encoder", "Decoder", "Cross"):
         assert name in html.data
+
+
+def test_model_view_shows_encoder_decoder_and_cross_attention():
+    torch.manual_seed(0)
+    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=12, tgt_vocab_size=12, max_len=16, d_model=16, n_heads=2))
+    out = model(torch.randint(3, 12, (2, 5)), torch.randint(3, 12, (2, 4)), return_attention=True)
+    html = viz.model_view(out, encoder_tokens=list("abcde"), decoder_tokens=list("wxyz"), batch_index=1,
+                          display_mode="light", html_action="return")
+    for name in ("bertviz", "Encoder", "Decoder", "Cross"):
+        assert name in html.data
+    explicit = viz.model_view(encoder_attention=out.encoder_attentions, decoder_attention=out.attentions,
+                              cross_attention=out.cross_attentions, encoder_tokens=list("abcde"),
+                              decoder_tokens=list("wxyz"), batch_index=1, display_mode="light",
+                              html_action="return")
+    strip = lambda text: re.sub(r"bertviz-[0-9a-f]{32}", "", text)  # noqa: E731  (a new id per view)
+    assert strip(explicit.data) == strip(html.data)
 
 
 def test_bertviz_adapters_reject_malformed_input(gpt, tok):

@@ -136,3 +136,43 @@ def test_incremental_attention_with_a_cache_equals_full_causal_attention():
     torch.testing.assert_close(torch.cat([prefill, *steps], dim=1), full)
     with pytest.raises(ValueError, match="at most 16"):
         mha(torch.randn(2, 8, 32), causal=True, kv_cache=cache)
+
+
+# ------------------------------------------------------------------ sliding-window and strided masks
+from llmbook.attention import sliding_window_mask, strided_mask  # noqa: E402
+
+
+def test_sliding_window_mask_allows_the_last_window_keys():
+    mask = sliding_window_mask(6, 3)
+    for i in range(6):
+        for j in range(6):
+            assert bool(mask[i, j]) == (i - 3 < j <= i)
+    assert torch.equal(sliding_window_mask(5, 5), causal_mask(5))  # a window as long as T is causal
+    assert torch.equal(sliding_window_mask(5, 100), causal_mask(5))
+
+
+def test_sliding_window_mask_with_cached_past_and_global_tokens():
+    mask = sliding_window_mask(2, 3, past=4)  # queries at positions 4 and 5 over keys 0..5
+    assert mask.int().tolist() == [[0, 0, 1, 1, 1, 0], [0, 0, 0, 1, 1, 1]]
+    assert torch.equal(sliding_window_mask(6, 3, past=0), sliding_window_mask(6, 3))
+    sinks = sliding_window_mask(6, 2, n_global=1)
+    assert sinks[:, 0].all() and sinks[5].int().tolist() == [1, 0, 0, 0, 1, 1]
+    assert not sinks.triu(1).any()  # still causal
+
+
+def test_strided_mask_is_causal_local_plus_every_stride_th_key():
+    mask = strided_mask(9, 3)
+    assert not mask.triu(1).any()
+    assert mask[8].int().tolist() == [0, 0, 1, 0, 0, 1, 1, 1, 1]  # keys 8, 7, 6 local; 5 and 2 strided
+    assert int(strided_mask(64, 8)[63].sum()) < 2 * 8 + 1
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: sliding_window_mask(4, 0), "window >= 1"),
+    (lambda: sliding_window_mask(0, 2), "T >= 1"),
+    (lambda: sliding_window_mask(4, 2, n_global=-1), "n_global=-1"),
+    (lambda: strided_mask(4, 0), "stride >= 1"),
+])
+def test_bad_mask_arguments_are_refused(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -19,6 +19,7 @@ from llmbook.data import (
     pad_batch,
     reverse_task,
     sentiment_task,
+    teacher_forcing_targets,
     toy_grammar_corpus,
 )
 
@@ -86,6 +87,46 @@ def test_toy_grammar_subject_and_main_verb_agree_across_relative_clauses():
         main_verb = words[i]
         assert main_verb in (_SG_VERBS if head in _SG_NOUNS else _PL_VERBS), line
     assert n_object_relatives > 100
+
+
+def test_parse_toy_sentence_reads_every_generated_sentence():
+    for line in toy_grammar_corpus(3000, seed=4).splitlines():
+        parsed = data.parse_toy_sentence(line)
+        assert parsed is not None, line
+        assert parsed.words[-1] == "." and " ".join(parsed.words[:-1]) + "." == line
+        verb = parsed.words[parsed.verb_index]
+        assert verb in (_SG_VERBS if parsed.number == "sg" else _PL_VERBS), line
+    parsed = data.parse_toy_sentence("the cat that the dogs chase is happy near the river.")
+    assert (parsed.subject, parsed.number, parsed.words[parsed.verb_index]) == ("cat", "sg", "is")
+    assert data.parse_toy_sentence("  many old mice sleep. ").subject == "mouse"
+
+
+@pytest.mark.parametrize("sentence", [
+    "the cat that the dogs chase are happy.",  # main verb agrees with the nearer noun
+    "the cats sleeps.", "a cats sleep.", "many cat sleeps.", "a old cat sleeps.", "an cat sleeps.",
+    "the dogs that chases the cat run.", "the dog that the cats chases runs.",
+    "the dog sleeps", "the dog sleeps. the cat runs.", "dog sleeps.", "the dog chases.",
+    "the dog sleeps under the tree near.", "the dog is.", "the dog sleeps the cat.", "", ".",
+])
+def test_parse_toy_sentence_rejects_what_the_grammar_cannot_say(sentence):
+    assert data.parse_toy_sentence(sentence) is None
+
+
+def test_agreement_task_differs_only_in_the_main_verb():
+    pairs = data.agreement_task(2000, seed=5)
+    originals = toy_grammar_corpus(2000, seed=5).splitlines()
+    assert 0.45 < sum(label for _, label in pairs) / len(pairs) < 0.55
+    for (sentence, label), original in zip(pairs, originals):
+        parsed = data.parse_toy_sentence(original)
+        if label == 1:
+            assert sentence == original
+            continue
+        assert data.parse_toy_sentence(sentence) is None, sentence
+        changed = [i for i, (a, b) in enumerate(zip(sentence[:-1].split(), original[:-1].split())) if a != b]
+        assert changed == [parsed.verb_index], (sentence, original)
+    assert data.agreement_task(50, seed=1) == data.agreement_task(50, seed=1)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        data.agreement_task(0)
 
 
 def test_chinese_corpus_is_chinese_sentences_ending_with_full_stop():
@@ -324,6 +365,17 @@ def test_pad_batch_errors():
         pad_batch([], pad_id=0)
 
 
+def test_teacher_forcing_targets_shift_right_for_inputs_and_left_for_labels():
+    inputs, labels = teacher_forcing_targets([[5, 6, 7], [8], []], bos_id=1, eos_id=2, pad_id=0)
+    assert inputs.tolist() == [[1, 5, 6, 7], [1, 8, 0, 0], [1, 0, 0, 0]]
+    assert labels.tolist() == [[5, 6, 7, 2], [8, 2, 0, 0], [2, 0, 0, 0]]
+    assert torch.equal(inputs[0, 1:], labels[0, :-1])  # labels are the inputs shifted left by one
+    inputs, labels = teacher_forcing_targets([torch.tensor([4, 4])], bos_id=7, eos_id=8, pad_id=9)
+    assert inputs.tolist() == [[7, 4, 4]] and labels.tolist() == [[4, 4, 8]] and inputs.dtype == torch.long
+    with pytest.raises(ValueError, match="at least one"):
+        teacher_forcing_targets([])
+
+
 def test_lm_batch_targets_are_inputs_shifted_by_one():
     stream = torch.arange(100) * 3
     x, y = lm_batch(stream, batch_size=512, block_size=8, generator=torch.Generator().manual_seed(0))
@@ -345,3 +397,20 @@ def test_lm_batch_is_deterministic_and_validates():
         lm_batch(stream.view(5, 10), 4, 3)
     x, y = lm_batch(list(range(10)), 2, 9)  # the only window: 0..8 -> 1..9
     assert x.tolist() == [list(range(9))] * 2 and y.tolist() == [list(range(1, 10))] * 2
+
+
+def test_review_label_recovers_every_generated_label_and_rejects_other_text():
+    for text, label in sentiment_task(5000, seed=3):
+        assert data.review_label(text) == label, text
+    assert data.review_label("the plot was not bad.") == 1
+    assert data.review_label("the food was great but the service was awful.") == 0
+    assert data.review_aspects("the food was great but the service was awful.") == [("food", 1), ("service", 0)]
+    assert data.review_aspects("i did not hate this plot.") == [("plot", 1)]
+    for text in ["the movie was good", "the movie was superb.", "the movie was not very good.",
+                 "the movie was good but the movie was bad.", "the movie was good but the plot was great.",
+                 "i did not enjoyed this movie.", "i loved this.", "", "."]:
+        assert data.review_label(text) is None and data.review_aspects(text) is None, text
+    with pytest.raises(TypeError, match="str"):
+        data.review_label(3)
+    with pytest.raises(TypeError, match="str"):
+        data.review_aspects(None)

@@ -304,6 +304,20 @@ def test_try_load_hf_offline_missing_model_returns_none(monkeypatch, capsys):
     assert line.startswith("could not load 'llmbook-tests/no-such-model' (offline)") and "\n" not in line
 
 
+def test_try_load_hf_without_network_tries_the_cache_only(monkeypatch, capsys):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(llmbook.interop, "hub_reachable", lambda timeout=3.0: False)
+    assert try_load_hf("llmbook-tests/no-such-model", "GPT2LMHeadModel") is None
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("could not load 'llmbook-tests/no-such-model' (no network)") and "\n" not in line
+
+
+def test_hub_reachable_is_false_for_an_endpoint_that_refuses(monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens there
+    assert llmbook.interop.hub_reachable(timeout=1.0) is False
+
+
 def test_try_load_hf_from_local_directory_then_convert(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     hf = _gpt2(seed=12)

@@ -210,3 +210,20 @@ def test_gpt_with_sinusoidal_positions_learns_to_copy():
 
     history = train(model, batch, TrainConfig(steps=1000, lr=3e-3, warmup_steps=20, progress=False, log_every=0))
     assert sum(history.loss[-20:]) / 20 < 0.05
+
+
+@pytest.mark.parametrize("model_cls, cfg_cls", [(GPT, GPTConfig), (BERT, BERTConfig)])
+def test_d_ff_zero_builds_attention_only_blocks_without_warnings(model_cls, cfg_cls, recwarn):
+    """d_ff=0 drops the feed-forward sublayer: each block is x + attention(LN(x)), nothing else."""
+    torch.manual_seed(0)
+    model = model_cls(cfg_cls(vocab_size=20, n_layers=2, n_heads=2, d_model=16, d_ff=0, norm_first=True)).eval()
+    assert not recwarn.list  # no "Initializing zero-element tensors" from empty Linear layers
+    assert all(block.ff is None and block.norm2 is None for block in model.blocks)
+    assert not any(".ff." in name or "norm2" in name for name, _ in model.named_parameters())
+    block, x = model.blocks[0], torch.randn(2, 5, 16)
+    attention = block.self_attn if model_cls is GPT else block.attn
+    expected = x + attention(block.norm1(x), causal=model_cls is GPT)[0]
+    torch.testing.assert_close(block(x)[0], expected)
+    full = small_gpt() if model_cls is GPT else None
+    if full is not None:  # the default still has a feed-forward sublayer of width 4 d_model
+        assert full.blocks[0].ff.fc1.out_features == 4 * 32

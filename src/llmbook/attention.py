@@ -24,6 +24,45 @@ def causal_mask(T: int, device=None, past: int = 0) -> torch.Tensor:
     return torch.ones(T, past + T, dtype=torch.bool, device=device).tril(diagonal=past)
 
 
+def _query_key_offsets(T: int, past: int, device) -> torch.Tensor:
+    """(T, past + T) int tensor: query position minus key position, (past + i) - j."""
+    query = torch.arange(past, past + T, device=device)[:, None]
+    key = torch.arange(past + T, device=device)[None, :]
+    return query - key
+
+
+def sliding_window_mask(T: int, window: int, device=None, past: int = 0, n_global: int = 0) -> torch.Tensor:
+    """Bool mask (T, past + T) of causal local attention: each query sees the last ``window`` keys.
+
+    Query i (at position past + i) may attend to key j when 0 <= (past + i) - j < window, that is
+    itself and the window - 1 keys before it, or when j < n_global: the first n_global positions
+    stay visible to every later query (Longformer's global tokens, the "attention sinks" of
+    streaming LLMs). Each row allows at most window + n_global keys, so attention with this mask
+    can be computed in O(T * window) time instead of O(T^2). Raises ValueError for T < 1,
+    window < 1, past < 0 or n_global < 0.
+    """
+    if T < 1 or window < 1 or past < 0 or n_global < 0:
+        raise ValueError(f"sliding_window_mask needs T >= 1, window >= 1, past >= 0 and n_global >= 0, "
+                         f"got T={T}, window={window}, past={past}, n_global={n_global}")
+    offset = _query_key_offsets(T, past, device)
+    local = (offset >= 0) & (offset < window)
+    is_global = (torch.arange(past + T, device=device) < n_global)[None, :] & (offset >= 0)
+    return local | is_global
+
+
+def strided_mask(T: int, stride: int, device=None) -> torch.Tensor:
+    """Bool mask (T, T) of the strided sparse pattern (Child et al., 2019), causal.
+
+    Query i may attend to key j <= i when it is one of the last ``stride`` positions
+    (i - j < stride) or lies a multiple of ``stride`` back ((i - j) % stride == 0). With
+    stride ~ sqrt(T) each row allows about 2 sqrt(T) keys. Raises ValueError for T < 1 or stride < 1.
+    """
+    if T < 1 or stride < 1:
+        raise ValueError(f"strided_mask needs T >= 1 and stride >= 1, got T={T}, stride={stride}")
+    offset = _query_key_offsets(T, 0, device)
+    return (offset >= 0) & ((offset < stride) | (offset % stride == 0))
+
+
 def padding_mask(lengths_or_ids: torch.Tensor, T_or_pad_id: int) -> torch.Tensor:
     """Bool mask (B, 1, 1, T) of the keys that are real tokens, not padding.
 

@@ -37,6 +37,14 @@ class FeedForward(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+def _feed_forward(d_model, d_ff, activation, bias, layer_norm_eps):
+    """(FeedForward, its LayerNorm), or (None, None) for d_ff=0: an attention-only block, the kind
+    of model in which Elhage et al. (2021) and Olsson et al. (2022) study induction heads."""
+    if d_ff == 0:
+        return None, None
+    return FeedForward(d_model, d_ff, activation, bias=bias), nn.LayerNorm(d_model, eps=layer_norm_eps)
+
+
 class _ResidualBlock(nn.Module):
     """What encoder and decoder blocks share: a sublayer on a residual path with a LayerNorm."""
 
@@ -66,14 +74,14 @@ class EncoderBlock(_ResidualBlock):
         super().__init__(norm_first, dropout)
         self.attn = MultiHeadAttention(d_model, n_heads, dropout, bias=bias, rotary=rotary)
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
-        self.ff = FeedForward(d_model, d_ff, activation, bias=bias)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.ff, self.norm2 = _feed_forward(d_model, d_ff, activation, bias, layer_norm_eps)
 
     def forward(self, x, mask=None, need_weights=False, positions=None):
         """x: (B, T, d_model); mask: bool, True = may attend. Returns (x, attention weights or None)."""
         x, weights = self._sublayer(x, self.norm1, lambda h: self.attn(
             h, mask=mask, need_weights=need_weights, positions=positions))
-        x, _ = self._sublayer(x, self.norm2, lambda h: (self.ff(h), None))
+        if self.ff is not None:
+            x, _ = self._sublayer(x, self.norm2, lambda h: (self.ff(h), None))
         return x, weights
 
 
@@ -90,8 +98,7 @@ class DecoderBlock(_ResidualBlock):
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout, bias=bias) if cross_attention else None
         self.norm_cross = nn.LayerNorm(d_model, eps=layer_norm_eps) if cross_attention else None
-        self.ff = FeedForward(d_model, d_ff, activation, bias=bias)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.ff, self.norm2 = _feed_forward(d_model, d_ff, activation, bias, layer_norm_eps)
 
     def forward(self, x, memory=None, self_mask=None, memory_mask=None, need_weights=False,
                 kv_cache=None, cross_cache=None, positions=None):
@@ -108,5 +115,6 @@ class DecoderBlock(_ResidualBlock):
                 raise ValueError("this decoder block has cross-attention and needs the encoder memory")
             x, w_cross = self._sublayer(x, self.norm_cross, lambda h: self.cross_attn(
                 h, context=memory, mask=memory_mask, need_weights=need_weights, kv_cache=cross_cache))
-        x, _ = self._sublayer(x, self.norm2, lambda h: (self.ff(h), None))
+        if self.ff is not None:
+            x, _ = self._sublayer(x, self.norm2, lambda h: (self.ff(h), None))
         return x, w_self, w_cross

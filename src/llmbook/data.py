@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import random
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -96,6 +97,122 @@ def toy_grammar_corpus(n_sentences: int, seed: int = 0) -> str:
     _check_int("n_sentences", n_sentences, 1)
     rng = random.Random(seed)
     return "\n".join(_sentence(rng) for _ in range(n_sentences)) + "\n"
+
+
+# Reading the grammar back: which noun is the subject, and where is the verb that must agree with it?
+_SINGULAR_OF = {sg: sg for sg, _ in _NOUNS} | {pl: sg for sg, pl in _NOUNS}
+_NOUN_NUMBER = {sg: "sg" for sg, _ in _NOUNS} | {pl: "pl" for _, pl in _NOUNS}
+
+
+def _verb_tables():
+    """(word, number) -> "transitive" / "intransitive" / "copula", and each verb form -> its other number."""
+    kinds, other_form = {}, {}
+    for kind, verbs in (("transitive", _TRANSITIVE), ("intransitive", _INTRANSITIVE), ("copula", [("are", "is")])):
+        for plural, singular in verbs:
+            kinds[singular, "sg"], kinds[plural, "pl"] = kind, kind
+            other_form[singular], other_form[plural] = plural, singular  # chases <-> chase
+    return kinds, other_form
+
+
+_VERB_KIND, _OTHER_NUMBER_FORM = _verb_tables()
+
+
+@dataclass(frozen=True)
+class ToySentence:
+    """What parse_toy_sentence reads from a sentence of the toy grammar.
+
+    words: the sentence as words, "." a word of its own; subject: the singular form of the subject
+    noun ("mice" -> "mouse"); number: "sg" or "pl"; verb_index: the position in `words` of the main
+    verb, the one that agrees with the subject.
+    """
+
+    words: tuple[str, ...]
+    subject: str
+    number: str
+    verb_index: int
+
+
+def _parse_noun_phrase(words, i):
+    """(index after the phrase, number, singular noun) for a noun phrase at words[i], or None."""
+    if i + 1 >= len(words) or words[i] not in _DETERMINERS["sg"] + _DETERMINERS["pl"] + ["an"]:
+        return None
+    det, j = words[i], i + 1
+    if det in ("a", "an") and (words[j][0] in "aeiou") != (det == "an"):
+        return None  # "a old cat", "an cat"
+    if words[j] in _ADJECTIVES:
+        j += 1
+    number = _NOUN_NUMBER.get(words[j]) if j < len(words) else None
+    if number is None or not (det in _DETERMINERS[number] or (det == "an" and number == "sg")):
+        return None  # not a noun, or "a cats", "many cat"
+    return j + 1, number, _SINGULAR_OF[words[j]]
+
+
+def _verb_at(words, i, number, kind):
+    return i < len(words) and _VERB_KIND.get((words[i], number)) == kind
+
+
+def parse_toy_sentence(sentence: str) -> ToySentence | None:
+    """Parse one sentence of toy_grammar_corpus; None if the grammar cannot produce it.
+
+    Checks every rule of the generator: word order, "a"/"an", determiner-noun and subject-verb
+    agreement (also across a relative clause), a final ".". Surrounding whitespace is ignored.
+    """
+    words = sentence.replace(".", " .").split()
+    if len(words) < 2 or words[-1] != "." or "." in words[:-1]:
+        return None
+    body = words[:-1]
+    subject = _parse_noun_phrase(body, 0)
+    if subject is None:
+        return None
+    i, number, noun = subject
+    if i < len(body) and body[i] == "that":
+        inner = _parse_noun_phrase(body, i + 1)
+        if inner is not None:  # object relative: "that the dogs chase"
+            if not _verb_at(body, inner[0], inner[1], "transitive"):
+                return None
+            i = inner[0] + 1
+        else:  # subject relative: "that chases a mouse"
+            obj = _parse_noun_phrase(body, i + 2) if _verb_at(body, i + 1, number, "transitive") else None
+            if obj is None:
+                return None
+            i = obj[0]
+    verb_index = i
+    if _verb_at(body, i, number, "transitive"):
+        obj = _parse_noun_phrase(body, i + 1)
+        if obj is None:
+            return None
+        i = obj[0]
+    elif _verb_at(body, i, number, "intransitive"):
+        i += 1
+    elif _verb_at(body, i, number, "copula") and i + 1 < len(body) and body[i + 1] in _ADJECTIVES:
+        i += 2
+    else:
+        return None
+    place = body[i:]
+    if place and not (len(place) == 3 and place[0] in _PREPOSITIONS and place[1] == "the" and place[2] in _PLACES):
+        return None
+    return ToySentence(tuple(words), noun, number, verb_index)
+
+
+def agreement_task(n: int, seed: int = 0) -> list[tuple[str, int]]:
+    """`n` toy-grammar sentences labelled 1 if the main verb agrees with the subject, 0 if not.
+
+    Half of them (in expectation) have their main verb put in the other number ("the cat that the
+    dogs chase are happy."), so only subject-verb agreement tells the classes apart: both contain
+    the same words otherwise. Raises ValueError if n < 1.
+    """
+    _check_int("n", n, 1)
+    rng = random.Random(seed)
+    out = []
+    for line in toy_grammar_corpus(n, seed=seed).splitlines():
+        label = rng.randrange(2)
+        if label == 0:
+            parsed = parse_toy_sentence(line)
+            words = list(parsed.words)
+            words[parsed.verb_index] = _OTHER_NUMBER_FORM[words[parsed.verb_index]]
+            line = " ".join(words[:-1]) + "."
+        out.append((line, label))
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -270,6 +387,67 @@ def sentiment_task(n: int, seed: int = 0) -> list[tuple[str, int]]:
     return out
 
 
+def review_aspects(text: str) -> list[tuple[str, int]] | None:
+    """What a review of sentiment_task says about each thing it names: [(noun, 1 or 0), ...] in order.
+
+    "the food was awful but the service was great." -> [("food", 0), ("service", 1)]; the other
+    templates name one noun. Returns None for text sentiment_task never produces (an unknown word, a
+    template that does not exist, a missing full stop, or a contrast whose halves have the same
+    polarity or the same noun). Raises TypeError if text is not a str.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if not text.endswith("."):
+        return None
+    polarity = {**{w: 1 for w in _POSITIVE}, **{w: 0 for w in _NEGATIVE}}
+    nouns, intensifiers = set(_REVIEW_NOUNS), {i.strip() for i in _INTENSIFIERS if i}
+    match text[:-1].split(" "):
+        case ["the", noun, "was", word] if noun in nouns and word in polarity:
+            return [(noun, polarity[word])]
+        case ["the", noun, "was", "not", word] if noun in nouns and word in polarity:
+            return [(noun, 1 - polarity[word])]
+        case ["the", noun, "was", very, word] if noun in nouns and very in intensifiers and word in polarity:
+            return [(noun, polarity[word])]
+        case ["i", verb, "this", noun] if noun in nouns and verb in _LIKE_VERBS[1] + _LIKE_VERBS[0]:
+            return [(noun, int(verb in _LIKE_VERBS[1]))]
+        case ["i", "did", "not", verb, "this", noun] if noun in nouns and verb in ("hate", "like", "enjoy", "love"):
+            return [(noun, int(verb == "hate"))]
+        case ["the", noun, "was", first, "but", "the", other, "was", second] if (
+                noun in nouns and other in nouns and noun != other and first in polarity and second in polarity
+                and polarity[first] != polarity[second]):
+            return [(noun, polarity[first]), (other, polarity[second])]
+    return None
+
+
+def review_label(text: str) -> int | None:
+    """The label sentiment_task gives `text` (1 positive, 0 negative), or None if it never produces it.
+
+    An oracle for text that did not come from sentiment_task, such as a language model's samples: the
+    label of the last thing the review names (after "but", the second clause decides); None as in
+    review_aspects. Raises TypeError if text is not a str.
+    """
+    aspects = review_aspects(text)
+    return None if aspects is None else aspects[-1][1]
+    polarity = {**{w: 1 for w in _POSITIVE}, **{w: 0 for w in _NEGATIVE}}
+    nouns, intensifiers = set(_REVIEW_NOUNS), {i.strip() for i in _INTENSIFIERS if i}
+    match text[:-1].split(" "):
+        case ["the", noun, "was", word] if noun in nouns and word in polarity:
+            return polarity[word]
+        case ["the", noun, "was", "not", word] if noun in nouns and word in polarity:
+            return 1 - polarity[word]
+        case ["the", noun, "was", very, word] if noun in nouns and very in intensifiers and word in polarity:
+            return polarity[word]
+        case ["i", verb, "this", noun] if noun in nouns and verb in _LIKE_VERBS[1] + _LIKE_VERBS[0]:
+            return int(verb in _LIKE_VERBS[1])
+        case ["i", "did", "not", verb, "this", noun] if noun in nouns and verb in ("hate", "like", "enjoy", "love"):
+            return int(verb == "hate")
+        case ["the", noun, "was", first, "but", "the", other, "was", second] if (
+                noun in nouns and other in nouns and noun != other and first in polarity and second in polarity
+                and polarity[first] != polarity[second]):
+            return polarity[second]  # the clause after "but" decides
+    return None
+
+
 # ---------------------------------------------------------------------------------------
 # BERT pre-training: masked tokens and next-sentence pairs
 # ---------------------------------------------------------------------------------------
@@ -411,6 +589,27 @@ def pad_batch(
         else:
             out[b, -len(s):] = s
     return out, lengths
+
+
+def teacher_forcing_targets(
+    targets: Sequence[Sequence[int]],
+    bos_id: int = BOS_ID,
+    eos_id: int = EOS_ID,
+    pad_id: int = PAD_ID,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decoder inputs and labels for teacher forcing: (inputs, labels), LongTensor (B, T + 1) each.
+
+    For a target t_1 .. t_n (without bos/eos): inputs = bos t_1 .. t_n, labels = t_1 .. t_n eos,
+    so position i sees the true tokens before t_i and is asked for t_i (labels = inputs shifted
+    left by one). Rows are right-padded with pad_id to the longest target plus one; T = its length.
+    Raises ValueError for an empty batch.
+    """
+    if len(targets) == 0:
+        raise ValueError("teacher_forcing_targets needs at least one target sequence")
+    rows = [[int(t) for t in torch.as_tensor(seq, dtype=torch.long).reshape(-1).tolist()] for seq in targets]
+    inputs, _ = pad_batch([[bos_id] + r for r in rows], pad_id)
+    labels, _ = pad_batch([r + [eos_id] for r in rows], pad_id)
+    return inputs, labels
 
 
 def lm_batch(

@@ -173,11 +173,28 @@ def bert_from_hf(hf_model) -> BERT:
 
 
 # ----------------------------------------------------------------------------- pretrained models
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """True if a TCP connection to the Hugging Face Hub (HF_ENDPOINT, default huggingface.co) opens
+    within `timeout` seconds. Without a network this answers at once, where a download would retry."""
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        with socket.create_connection((endpoint.hostname, port), timeout=timeout):
+            return True
+    except (OSError, TypeError, ValueError):  # no route, no DNS, refused, timed out; or a malformed endpoint
+        return False
+
+
 def try_load_hf(name, cls):
     """``cls.from_pretrained(name)`` when the network or the local cache allows it, else None.
 
     cls: a transformers class or its name ("GPT2LMHeadModel"). With HF_HUB_OFFLINE (or
-    TRANSFORMERS_OFFLINE) set, only the local cache is tried. On failure prints one line saying why,
+    TRANSFORMERS_OFFLINE) set, or when the hub cannot be reached (``hub_reachable``; a local directory
+    skips the check), only the local cache is tried, so that no download is retried for minutes
+    without a network. On failure prints one line saying why,
     so a chapter can fall back to random weights. Hub timeouts default to 5 s (set before
     huggingface_hub is first imported; HF_HUB_ETAG_TIMEOUT / HF_HUB_DOWNLOAD_TIMEOUT override).
     """
@@ -198,9 +215,11 @@ def try_load_hf(name, cls):
             errors.append(getattr(__import__(module), attr))
         except (ImportError, AttributeError):
             pass
+    no_network = not offline and not os.path.isdir(str(name)) and not hub_reachable()
     try:
-        return cls.from_pretrained(name, local_files_only=offline)
+        return cls.from_pretrained(name, local_files_only=offline or no_network)
     except tuple(errors) as e:
         reason = (str(e).strip().splitlines() or [""])[0][:200]
-        print(f"could not load {name!r}{' (offline)' if offline else ''}: {type(e).__name__}: {reason}")
+        where = " (offline)" if offline else " (no network)" if no_network else ""
+        print(f"could not load {name!r}{where}: {type(e).__name__}: {reason}")
         return None

@@ -42,6 +42,16 @@ class LayerKVCache:
     def values(self):
         return self._v[:, :, : self.length]
 
+    def crop(self, length: int) -> None:
+        """Forget every position from ``length`` on (speculative decoding drops rejected tokens).
+
+        The buffers stay allocated; the next append overwrites the forgotten positions.
+        Raises ValueError unless 0 <= length <= the number of cached positions.
+        """
+        if not 0 <= length <= self.length:
+            raise ValueError(f"can crop the cache to a length in [0, {self.length}], got {length}")
+        self.length = length
+
     def reorder(self, index: torch.Tensor) -> None:
         """Keep batch rows ``index`` (beam search keeps the surviving beams' histories)."""
         if self._k is not None:
@@ -67,6 +77,11 @@ class KVCache:
 
     def __len__(self) -> int:
         return self.layers[0].length
+
+    def crop(self, length: int) -> None:
+        """Keep the first ``length`` positions in every layer; see LayerKVCache.crop."""
+        for layer in self.layers:
+            layer.crop(length)
 
     def reorder(self, index: torch.Tensor) -> None:
         for layer in self.layers:

@@ -1,11 +1,12 @@
 """Pictures of what a model computes: attention heatmaps, loss curves, an interactive attention
-explorer, and adapters that hand our attention tensors to bertviz.
+explorer, a next-token explorer for decoding settings, and adapters that hand our attention tensors to bertviz.
 
 matplotlib, ipywidgets and bertviz are imported inside the functions that use them, so that
 ``import llmbook`` stays light and works where no plotting library is installed.
 """
 from __future__ import annotations
 
+import base64
 import html
 import io
 
@@ -222,12 +223,19 @@ def _heatmap_png(weights, tokens, title) -> bytes:
     return buffer.getvalue()
 
 
+def png_img_tag(png: bytes, alt: str) -> str:
+    """An HTML <img> showing png inline (a data: URI), with alt text for screen readers."""
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}" style="max-width:100%">'
+
+
 def attention_explorer(model, tokenizer, text, layer=0, head=0):
     """Interactive heatmap: type a text, pick a layer and a head, see who attends to whom.
 
     model: llmbook GPT or BERT (see attention_maps); tokenizer: has encode(str) -> list[int] and
     decode(list[int]) -> str. Returns an ipywidgets VBox: a text box, layer and head sliders, a
-    status line and the heatmap (an Image widget, so the first picture is kept in saved notebooks).
+    status line and the heatmap (an <img> in an HTML widget, so the first picture is kept in saved
+    notebooks and has alt text).
     """
     import ipywidgets as widgets
 
@@ -241,7 +249,7 @@ def attention_explorer(model, tokenizer, text, layer=0, head=0):
     layer_slider = widgets.IntSlider(value=layer, min=0, max=n_layers - 1, description="layer")
     head_slider = widgets.IntSlider(value=head, min=0, max=n_heads - 1, description="head")
     status = widgets.HTML()
-    image = widgets.Image(format="png")
+    image = widgets.HTML()  # an <img> with alt text (an Image widget cannot have one)
     state = {"text": None, "maps": None, "tokens": None}
 
     def redraw(_change=None):
@@ -253,7 +261,9 @@ def attention_explorer(model, tokenizer, text, layer=0, head=0):
                 state["text"] = text_box.value
             weights = state["maps"][layer_slider.value][head_slider.value]  # (T, T)
             title = f"layer {layer_slider.value}, head {head_slider.value}"
-            image.value = _heatmap_png(weights, state["tokens"], title)
+            image.value = png_img_tag(_heatmap_png(weights, state["tokens"], title),
+                                      f"Heatmap of the attention weights of {title} for the text "
+                                      f"{state['text']!r}: one row per query token, one column per key token")
             status.value = f"{len(state['tokens'])} tokens"
         except (ValueError, KeyError, IndexError) as err:  # an unknown character, a text too long
             state["text"] = None
@@ -263,6 +273,126 @@ def attention_explorer(model, tokenizer, text, layer=0, head=0):
         control.observe(redraw, names="value")
     redraw()
     return widgets.VBox([text_box, widgets.HBox([layer_slider, head_slider]), status, image])
+
+
+# --------------------------------------------------------------------------- next-token explorer
+def next_token_distribution(model, ids, temperature=1.0, top_k=None, top_p=None) -> torch.Tensor:
+    """(V,) probabilities of the token after ids (1-D) that sampling with these settings draws from.
+
+    The model's logits for the last position are divided by the temperature, filtered by top-k and
+    top-p (llmbook.generate's filters, None = off), and put through a softmax; temperature 0 puts
+    all the probability on the argmax (greedy). The model's train/eval mode is restored.
+    Raises ValueError for an empty input, one longer than the context, or a bad setting.
+    """
+    from .generate import inference_mode, top_k_filter, top_p_filter
+
+    ids = torch.as_tensor(ids, dtype=torch.long).reshape(1, -1)  # (1, T)
+    if ids.size(1) == 0:
+        raise ValueError("the text encodes to 0 tokens: there is nothing to continue")
+    limit = _context_length(model)
+    if limit is not None and ids.size(1) > limit:
+        raise ValueError(f"the text is {ids.size(1)} tokens long, beyond the context length {limit}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    with inference_mode(model):
+        logits = model(ids.to(next(model.parameters()).device)).logits[0, -1].float().cpu()  # (V,)
+    if temperature == 0:
+        return torch.nn.functional.one_hot(logits.argmax(), logits.numel()).float()
+    logits = logits / temperature
+    if top_k is not None:
+        logits = top_k_filter(logits, top_k)
+    if top_p is not None:
+        logits = top_p_filter(logits, top_p)
+    return logits.softmax(-1)
+
+
+def plot_next_token(probs, tokens, reference=None, ax=None, n_show=15, title=None,
+                    label="sampling distribution", reference_label="temperature 1, no filter"):
+    """Bar chart of next-token probabilities probs (V,); tokens: V labels.
+
+    reference: another (V,) distribution drawn as hatched outlines behind the bars. The n_show
+    tokens most likely under reference (or under probs without one) are shown, most likely first.
+    Returns the matplotlib Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    probs = torch.as_tensor(probs).detach().float().cpu()
+    tokens = _check_tokens(tokens, probs.numel(), "tokens", "entries")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3))
+    base = probs if reference is None else torch.as_tensor(reference).float().cpu()
+    order = base.argsort(descending=True)[: min(n_show, probs.numel())]
+    x = list(range(len(order)))
+    if reference is not None:
+        ax.bar(x, base[order].tolist(), width=0.8, fill=False, hatch="///", edgecolor="grey", label=reference_label)
+    ax.bar(x, probs[order].tolist(), width=0.5, color="#33336b", label=label)
+    ax.set_xticks(x, [tokens[i] for i in order.tolist()])
+    ax.set_xlabel("next token")
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, 1.05 * max(float(probs.max()), float(base.max())))
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def _bars_png(probs, reference, tokens, title) -> bytes:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 3.2))
+    plot_next_token(probs, tokens, reference, ax=fig.add_subplot(), title=title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    return buffer.getvalue()
+
+
+def next_token_explorer(model, tokenizer, text, temperature=1.0, top_k=0, top_p=1.0):
+    """Interactive bar chart of the next-token distribution under temperature, top-k and top-p.
+
+    Type a prompt and move the sliders (top_k 0 and top_p 1 mean "off"); the status line says how
+    many tokens can still be drawn and the entropy of the distribution. model: a GPT; tokenizer:
+    encode(str) -> list[int], decode(list[int]) -> str, vocab_size. Returns an ipywidgets VBox.
+    """
+    import math
+
+    import ipywidgets as widgets
+
+    vocab = getattr(tokenizer, "vocab_size", None)
+    if not isinstance(vocab, int) or vocab < 1:
+        raise TypeError("next_token_explorer needs a tokenizer with a vocab_size")
+    labels = [display_token(tokenizer.decode([i])) for i in range(vocab)]
+    text_box = widgets.Text(value=text, description="prompt", continuous_update=False,
+                            layout=widgets.Layout(width="95%"))
+    temp_slider = widgets.FloatSlider(value=temperature, min=0.0, max=3.0, step=0.05, description="temperature",
+                                      continuous_update=False)
+    k_slider = widgets.IntSlider(value=top_k, min=0, max=vocab, description="top-k", continuous_update=False)
+    p_slider = widgets.FloatSlider(value=top_p, min=0.05, max=1.0, step=0.05, description="top-p",
+                                   continuous_update=False)
+    status = widgets.HTML()
+    image = widgets.HTML()  # an <img> with alt text (an Image widget cannot have one)
+
+    def redraw(_change=None):
+        try:
+            ids = tokenizer.encode(text_box.value)
+            top_k = k_slider.value or None
+            top_p = p_slider.value if p_slider.value < 1.0 else None
+            probs = next_token_distribution(model, ids, temp_slider.value, top_k, top_p)
+            reference = next_token_distribution(model, ids)
+            kept = int((probs > 0).sum())
+            entropy = -sum(p * math.log(p) for p in probs.tolist() if p > 0)
+            title = f"T = {temp_slider.value:.2f}, top-k = {top_k or 'off'}, top-p = {top_p or 'off'}"
+            image.value = png_img_tag(_bars_png(probs, reference, labels, title),
+                                      f"Bar chart of the next-token probabilities after {text_box.value!r} "
+                                      f"with {title}, next to the unfiltered distribution")
+            status.value = f"{kept} of {vocab} tokens can be drawn; entropy {entropy:.2f} nats"
+        except (ValueError, KeyError, IndexError) as err:
+            status.value = f"<span style='color:#b00'>cannot show this text: {html.escape(str(err))}</span>"
+
+    for control in (text_box, temp_slider, k_slider, p_slider):
+        control.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([text_box, widgets.HBox([temp_slider, k_slider, p_slider]), status, image])
 
 
 # ------------------------------------------------------------------------------------- bertviz
@@ -347,4 +477,99 @@ def model_view(attentions=None, tokens=None, *, encoder_attention=None, decoder_
 
 
 __all__ = ["attention_explorer", "attention_maps", "display_token", "head_view", "model_view",
-           "plot_attention", "plot_loss", "token_strings"]
+           "plot_attention", "plot_loss", "plot_range_histogram", "range_explorer", "token_strings"]
+
+
+# ----------------------------------------------------------------------- values and number formats
+def plot_range_histogram(values, fmt=None, ax=None, label=None, shift=0, title=None, bins=None):
+    """Histogram of log2 |values| (the nonzero finite entries), against the range of a number format.
+
+    values: a tensor (any shape); fmt: a llmbook.precision format name ("fp16", "bf16", "fp8_e4m3",
+    "fp8_e5m2", "fp32") or None for no range; shift: multiply the values by 2^shift first (what a
+    loss scale does). The format's normal range is shaded grey and its subnormal range hatched;
+    values left of both round to 0, values right of them overflow. Returns the matplotlib Axes.
+    Raises ValueError if values has no nonzero finite entry or fmt is unknown.
+    """
+    import matplotlib.pyplot as plt
+
+    from .precision import format_limits_log2, log2_magnitudes
+
+    logs = log2_magnitudes(torch.as_tensor(values)) + shift
+    if logs.numel() == 0:
+        raise ValueError("plot_range_histogram needs at least one nonzero finite value")
+    limits = format_limits_log2(fmt) if fmt is not None else None
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.2))
+    lo, hi = logs.min().item(), logs.max().item()
+    if limits is not None:
+        lo, hi = min(lo, limits[0] - 2), max(hi, min(limits[2] + 2, hi + 40))
+        ax.axvspan(limits[0], limits[1], facecolor="none", edgecolor="0.55", hatch="///", linewidth=0,
+                   label=f"{fmt}: subnormal")
+        ax.axvspan(limits[1], limits[2], color="0.85", label=f"{fmt}: normal")
+        for x in limits:
+            ax.axvline(x, color="0.3", linewidth=0.8, linestyle=":")
+    edges = bins if bins is not None else torch.linspace(logs.min().item() - 0.5, logs.max().item() + 0.5, 60).tolist()
+    ax.hist(logs.tolist(), bins=edges, color="tab:blue", alpha=0.85, label=label)
+    ax.set_xlim(lo - 1, hi + 1)
+    ax.set_xlabel("log2 |value|" + (f" (values × 2^{shift})" if shift else ""))
+    ax.set_ylabel("count")
+    if title is not None:
+        ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper left")
+    return ax
+
+
+def _range_png(values, fmt, shift, title) -> bytes:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.0, 3.4))
+    plot_range_histogram(values, fmt, ax=fig.add_subplot(), shift=shift, title=title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    return buffer.getvalue()
+
+
+def range_explorer(tensors: dict, fmt: str = "fp16", shift: int = 0,
+                   formats=("fp16", "bf16", "fp8_e4m3", "fp8_e5m2")):
+    """Interactive: pick a tensor, a number format and a power-of-two scale; see which values fit.
+
+    tensors: {label: tensor}, e.g. the gradients of two models. Shows the histogram of log2 |values|
+    against the format's range and a status line with the fractions that underflow, are subnormal,
+    normal, or overflow (llmbook.precision.range_report). Returns an ipywidgets VBox (the picture is
+    an <img> with alt text in an HTML widget, kept in saved notebooks). Raises ValueError for an empty
+    dict or unknown formats.
+    """
+    import ipywidgets as widgets
+
+    from .precision import get_format, range_report
+
+    if not tensors:
+        raise ValueError("range_explorer needs at least one tensor: {label: tensor}")
+    for name in (fmt, *formats):
+        get_format(name)
+    if fmt not in formats:
+        formats = (fmt, *formats)
+    tensors = {str(k): torch.as_tensor(v).detach().float().cpu() for k, v in tensors.items()}
+    which = widgets.Dropdown(options=list(tensors), description="tensor", layout=widgets.Layout(width="60%"))
+    fmt_box = widgets.Dropdown(options=list(formats), value=fmt, description="format")
+    shift_slider = widgets.IntSlider(value=shift, min=-24, max=24, description="× 2^k")
+    status = widgets.HTML()
+    image = widgets.HTML()  # an <img> with alt text (an Image widget cannot have one)
+
+    def redraw(_change=None):
+        values = tensors[which.value]
+        try:
+            report = range_report(values * 2.0 ** shift_slider.value, fmt_box.value)
+            image.value = png_img_tag(
+                _range_png(values, fmt_box.value, shift_slider.value, f"{which.value} in {fmt_box.value}"),
+                f"Histogram of log2 of the magnitudes of {which.value} scaled by 2^{shift_slider.value}, "
+                f"with the normal and subnormal ranges of {fmt_box.value} shaded")
+            status.value = ", ".join(f"{key} {100 * v:.1f}%" for key, v in report.items())
+        except ValueError as err:  # e.g. a tensor of zeros
+            status.value = f"<span style='color:#b00'>cannot show this tensor: {html.escape(str(err))}</span>"
+
+    for control in (which, fmt_box, shift_slider):
+        control.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([which, widgets.HBox([fmt_box, shift_slider]), status, image])

@@ -1,9 +1,11 @@
-"""Checkers for the encoder and decoder exercises (chapter 4): layer normalisation."""
+"""Checkers for the encoder and decoder exercises (chapter 4): layer normalisation, the residual
+sublayer (pre-LN and post-LN) and the decoder inputs and labels of teacher forcing."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from ..data import pad_batch
 from ._core import Case, _tensor_problem, _run_cases, _generator
 
 
@@ -65,3 +67,157 @@ def check_layer_norm(fn) -> bool:
 
     return _run_cases("check_layer_norm", fn, cases, reference,
                       lambda got, exp: _tensor_problem(got, exp, atol=1e-4, rtol=1e-4), _LAYER_NORM_MISTAKES)
+
+
+# ---------------------------------------------------------------------- residual sublayer (LN placement)
+def _sublayer_variant(x, sublayer, norm, norm_first, kind="right"):
+    """x + f(LN(x)) (pre-LN) or LN(x + f(x)) (post-LN), or one of the usual mistakes (kind)."""
+    if kind == "swapped":
+        norm_first = not norm_first
+    if kind == "no_residual":
+        return sublayer(norm(x)) if norm_first else norm(sublayer(x))
+    if norm_first:
+        if kind == "normed_residual":
+            return norm(x) + sublayer(norm(x))
+        if kind == "norm_after_too":
+            return norm(x + sublayer(norm(x)))
+        return x + sublayer(norm(x))
+    if kind == "norm_sublayer_only":
+        return x + norm(sublayer(x))
+    return norm(x + sublayer(x))
+
+
+def _mistake(kind):
+    return lambda x, sublayer, norm, norm_first: _sublayer_variant(x, sublayer, norm, norm_first, kind)
+
+
+_SUBLAYER_MISTAKES = [
+    ("norm_first=True is pre-LN, x + f(LN(x)); norm_first=False is post-LN, LN(x + f(x)). "
+     "Yours does the other one.", _mistake("swapped")),
+    ("add the input x back: the residual path is the '+ x' that lets the signal and the gradient "
+     "skip the sublayer.", _mistake("no_residual")),
+    ("in pre-LN the residual path carries the raw x, not LN(x): return x + f(LN(x)).", _mistake("normed_residual")),
+    ("pre-LN does not normalise the sum: return x + f(LN(x)), without a LayerNorm around it.",
+     _mistake("norm_after_too")),
+    ("post-LN normalises the sum x + f(x), not only the sublayer's output: return LN(x + f(x)).",
+     _mistake("norm_sublayer_only")),
+]
+
+
+def _feed_forward_and_norm(D, g):
+    """A feed-forward sublayer and a LayerNorm with random weights, as plain functions (B, T, D) -> same.
+
+    Built from the case generator rather than nn.Linear, whose init would draw from the global RNG.
+    """
+    w1, w2 = torch.randn(D, 2 * D, generator=g) / D ** 0.5, torch.randn(2 * D, D, generator=g) / (2 * D) ** 0.5
+    b1, b2 = 0.3 * torch.randn(2 * D, generator=g), 0.3 * torch.randn(D, generator=g)
+    gamma, beta = 1.0 + 0.3 * torch.randn(D, generator=g), 0.3 * torch.randn(D, generator=g)
+    return (lambda h: F.gelu(h @ w1 + b1) @ w2 + b2), (lambda h: F.layer_norm(h, (D,), gamma, beta))
+
+
+def check_residual_sublayer(fn) -> bool:
+    """Check fn(x, sublayer, norm, norm_first) -> x + sublayer(norm(x)) if norm_first (pre-LN), else
+    norm(x + sublayer(x)) (post-LN).
+
+    x: (B, T, D); sublayer (a feed-forward network) and norm (a LayerNorm with learned-looking gamma
+    and beta) are callables (B, T, D) -> (B, T, D).
+    """
+    g = _generator(4)
+    cases = []
+    for label, shape, shift, norm_first in (("pre-LN, x (2, 3, 8)", (2, 3, 8), 0.0, True),
+                                            ("post-LN, x (2, 3, 8)", (2, 3, 8), 0.0, False),
+                                            ("pre-LN, x (1, 5, 16) with mean 3", (1, 5, 16), 3.0, True),
+                                            ("post-LN, x (1, 5, 16) with mean 3", (1, 5, 16), 3.0, False)):
+        x = torch.randn(*shape, generator=g) + shift
+        sublayer, norm = _feed_forward_and_norm(shape[-1], g)
+        cases.append(Case(label, (x, sublayer, norm, norm_first)))
+    return _run_cases("check_residual_sublayer", fn, cases, _sublayer_variant,
+                      lambda got, exp: _tensor_problem(got, exp, atol=1e-4, rtol=1e-4), _SUBLAYER_MISTAKES,
+                      fallback_hint="pre-LN: x + sublayer(norm(x)); post-LN: norm(x + sublayer(x)).")
+
+
+# ------------------------------------------------------------------ teacher forcing: inputs and labels
+class _Batch(tuple):
+    """(decoder_inputs, labels) that also remembers its pad_id, so the comparison knows the padding."""
+
+    def __new__(cls, inputs, labels, pad_id):
+        pair = super().__new__(cls, (inputs, labels))
+        pair.pad_id = pad_id
+        return pair
+
+
+def _teacher_forcing_variant(targets, bos_id, eos_id, pad_id, kind="right"):
+    """(inputs, labels) as teacher_forcing_targets makes them, or one of the usual mistakes (kind)."""
+    rows = [[int(t) for t in seq] for seq in targets]
+    inputs, labels = [[bos_id] + r for r in rows], [r + [eos_id] for r in rows]
+    if kind == "no_shift":  # the decoder reads the very tokens it must predict
+        inputs = labels
+    elif kind == "labels_equal_inputs":
+        labels = inputs
+    elif kind == "no_eos":
+        labels = [r + [pad_id] for r in rows]
+    elif kind == "eos_in_inputs":
+        inputs = [[bos_id] + r + [eos_id] for r in rows]
+    elif kind == "swapped":
+        inputs, labels = labels, inputs
+    side = "left" if kind == "left_padding" else "right"
+    return _Batch(pad_batch(inputs, pad_id, side=side)[0], pad_batch(labels, pad_id, side=side)[0], pad_id)
+
+
+def _teacher_forcing_problem(got, expected):
+    """None if got == expected; label slots that are padding may hold pad_id or -100."""
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        return f"expected a pair (decoder_inputs, labels), got a {type(got).__name__}"
+    for what, tensor, reference in (("decoder_inputs", got[0], expected[0]), ("labels", got[1], expected[1])):
+        if not isinstance(tensor, torch.Tensor):
+            return f"{what} is a {type(tensor).__name__}, expected a torch.Tensor"
+        if tensor.dtype.is_floating_point or tensor.dtype == torch.bool:
+            return f"{what} has dtype {tensor.dtype}; token ids must be integers (torch.long)"
+        if tensor.shape != reference.shape:
+            return f"{what} has shape {tuple(tensor.shape)} but the reference has shape {tuple(reference.shape)}"
+        tensor = tensor.long()
+        if what == "labels":  # cross_entropy ignores -100: as good as pad_id in a padding slot of the labels
+            tensor = tensor.masked_fill((reference == expected.pad_id) & (tensor == -100), expected.pad_id)
+        wrong = (tensor != reference).nonzero()
+        if len(wrong):
+            b, t = wrong[0].tolist()
+            return f"{what} row {b} is {tensor[b].tolist()} but should be {reference[b].tolist()}"
+    return None
+
+
+def _tf_mistake(kind):
+    return lambda targets, bos_id, eos_id, pad_id: _teacher_forcing_variant(targets, bos_id, eos_id, pad_id, kind)
+
+
+_TEACHER_FORCING_MISTAKES = [
+    ("the decoder input is the target shifted right, starting with bos; as it is, position i reads "
+     "the very token it is asked to predict and only learns to copy it.", _tf_mistake("no_shift")),
+    ("the labels are the decoder inputs shifted left by one (target + [eos]); equal inputs and labels "
+     "teach the model to copy its input.", _tf_mistake("labels_equal_inputs")),
+    ("end every label row with eos (labels = target + [eos]): without it the model never learns "
+     "when to stop.", _tf_mistake("no_eos")),
+    ("the decoder input stops before eos (inputs = [bos] + target): nothing is predicted after eos, "
+     "so inputs and labels both have len(target) + 1 positions.", _tf_mistake("eos_in_inputs")),
+    ("return (decoder_inputs, labels) in this order: the inputs start with bos, the labels end with eos.",
+     _tf_mistake("swapped")),
+    ("pad on the right, after the tokens (pad_batch's default): with left padding the targets do not "
+     "start at position 0.", _tf_mistake("left_padding")),
+]
+
+
+def check_teacher_forcing_targets(fn) -> bool:
+    """Check fn(targets, bos_id, eos_id, pad_id) -> (decoder_inputs, labels), integer tensors (B, T + 1).
+
+    targets: a list of B lists of token ids without bos/eos; T is the longest length. decoder_inputs =
+    [bos] + target and labels = target + [eos], right-padded with pad_id (labels may use -100 there).
+    """
+    cases = [
+        Case("one target [5, 6, 7]", ([[5, 6, 7]], 1, 2, 0)),
+        Case("targets of lengths 4 and 2", ([[3, 4, 5, 6], [7, 8]], 1, 2, 0)),
+        Case("an empty target among others", ([[9, 9], [], [4]], 1, 2, 0)),
+        Case("other special ids: bos=10, eos=11, pad=12", ([[3, 5], [7, 8, 9]], 10, 11, 12)),
+    ]
+    return _run_cases("check_teacher_forcing_targets", fn, cases, _teacher_forcing_variant,
+                      _teacher_forcing_problem, _TEACHER_FORCING_MISTAKES,
+                      fallback_hint="decoder_inputs = [bos] + target, labels = target + [eos], padded on the "
+                                    "right with pad_id; use the ids you are given.")

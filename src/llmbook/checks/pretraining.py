@@ -1,9 +1,13 @@
-"""Checkers for the pretraining exercises (chapters 2 and 5): BERT's masked-language-model corruption."""
+"""Checkers for the pretraining exercises (chapters 2 and 5): BERT's masked-language-model corruption,
+the warm-up + cosine learning-rate schedule, and next-sentence-prediction pairs."""
 from __future__ import annotations
+
+import math
 
 import torch
 
-from ._core import Case, _call, _pass, _fail, _generator, _shape
+from ..train import TrainConfig, lr_at
+from ._core import Case, _call, _pass, _fail, _generator, _run_cases, _shape
 
 
 # ----------------------------------------------------------------------------- MLM masking
@@ -139,3 +143,205 @@ def check_mlm_mask(fn) -> bool:
                      "so that a seed reproduces the masking.")
     return _pass(name, 3)
 
+
+# ------------------------------------------------------------------ warm-up + cosine learning rate
+def _lr_variant(step, peak_lr, warmup_steps, total_steps, min_lr_ratio, kind="right"):
+    """The schedule of llmbook.train.lr_at, or one of the usual mistakes (kind)."""
+    min_lr = peak_lr * min_lr_ratio
+    if step < warmup_steps:
+        if kind == "warmup_from_zero":
+            return peak_lr * step / warmup_steps
+        return peak_lr * (step + 1) / (warmup_steps + 1)
+    if kind == "no_clamp":
+        progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    elif step >= total_steps or total_steps == warmup_steps:
+        return 0.0 if kind == "to_zero" else min_lr
+    elif kind == "whole_run":
+        progress = step / total_steps
+    else:
+        progress = (step - warmup_steps) / (total_steps - warmup_steps)
+    if kind == "to_zero":
+        return 0.5 * (1 + math.cos(math.pi * progress)) * peak_lr
+    if kind == "no_half":
+        return min_lr + math.cos(math.pi * progress) * (peak_lr - min_lr)
+    if kind == "linear":
+        return peak_lr - progress * (peak_lr - min_lr)
+    return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (peak_lr - min_lr)
+
+
+def _lr_curve(fn, peak_lr, warmup_steps, total_steps, min_lr_ratio):
+    """fn at every step 0 .. total_steps + 4, as a float64 tensor (beyond the end the rate must stay put)."""
+    values = []
+    for step in range(total_steps + 5):
+        value = fn(step, peak_lr, warmup_steps, total_steps, min_lr_ratio)
+        if isinstance(value, torch.Tensor):
+            value = value.item()
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"at step {step} it returned a {type(value).__name__}; return a float")
+        values.append(float(value))
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def _reference_lr(peak_lr, warmup_steps, total_steps, min_lr_ratio):
+    cfg = TrainConfig(steps=total_steps, lr=peak_lr, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio)
+    return torch.tensor([lr_at(step, cfg) for step in range(total_steps + 5)], dtype=torch.float64)
+
+
+def _lr_problem(got, expected):
+    """None if the two curves agree (relative 1e-6), else the first step where they differ."""
+    close = torch.isclose(got, expected, rtol=1e-6, atol=1e-12)
+    if close.all():
+        return None
+    step = int((~close).nonzero()[0])
+    return f"at step {step} it returns {got[step].item():.6g}, but the schedule gives {expected[step].item():.6g}"
+
+
+_LR_MISTAKES = [
+    ("the warm-up rises as peak_lr * (step + 1) / (warmup_steps + 1): with step / warmup_steps the first "
+     "step gets learning rate 0 and changes nothing.", "warmup_from_zero"),
+    ("the cosine runs over the steps after the warm-up: progress = (step - warmup_steps) / "
+     "(total_steps - warmup_steps), which goes from 0 to 1.", "whole_run"),
+    ("the rate decays to min_lr = min_lr_ratio * peak_lr, not to 0: lr = min_lr + 0.5 * (1 + cos(pi * "
+     "progress)) * (peak_lr - min_lr).", "to_zero"),
+    ("the cosine factor is 0.5 * (1 + cos(pi * progress)), which falls from 1 to 0; cos(pi * progress) "
+     "alone goes down to -1.", "no_half"),
+    ("after total_steps the rate stays at min_lr; the cosine must not be evaluated past progress = 1, "
+     "where it rises again.", "no_clamp"),
+    ("the decay follows a half cosine, 0.5 * (1 + cos(pi * progress)), not a straight line.", "linear"),
+]
+
+
+def check_lr_schedule(fn) -> bool:
+    """Check fn(step, peak_lr, warmup_steps, total_steps, min_lr_ratio) -> learning rate (a float).
+
+    The schedule of llmbook.train.lr_at: a linear warm-up peak_lr * (step + 1) / (warmup_steps + 1) for
+    step < warmup_steps, then a half cosine from peak_lr down to min_lr_ratio * peak_lr at step
+    total_steps, and min_lr_ratio * peak_lr from there on. Every step 0 .. total_steps + 4 is compared.
+    """
+    settings = [(1e-3, 10, 100, 0.1), (6e-3, 30, 300, 0.1), (3e-4, 0, 50, 0.1), (1.0, 5, 20, 0.0),
+                (2e-3, 8, 8, 0.5)]
+    cases = [Case(f"peak_lr={lr:g}, warmup_steps={w}, total_steps={n}, min_lr_ratio={r:g}", (lr, w, n, r))
+             for lr, w, n, r in settings]
+
+    def run(curve_fn):
+        return lambda *args: _lr_curve(curve_fn, *args)
+
+    mistakes = [(hint, run(lambda step, *a, kind=kind: _lr_variant(step, *a, kind=kind)))
+                for hint, kind in _LR_MISTAKES]
+    return _run_cases("check_lr_schedule", run(fn), cases, _reference_lr, _lr_problem, mistakes,
+                      fallback_hint="compare with llmbook.train.lr_at(step, TrainConfig(steps=total_steps, "
+                                    "lr=peak_lr, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio)).")
+
+
+# ------------------------------------------------------------------------- next-sentence pairs
+def _nsp_documents():
+    """Twenty documents of unique sentences "d<doc>s<index>", of lengths 1 to 8 (some too short to start an
+    IsNext pair), so that every sentence tells which document and place it comes from."""
+    g = _generator(6)
+    lengths = [1] + torch.randint(2, 9, (19,), generator=g).tolist()
+    return [[f"d{d}s{i}" for i in range(n)] for d, n in enumerate(lengths)]
+
+
+def _nsp_call(fn, documents, n, seed):
+    """fn(documents, n, seed) on a copy; (True, list of triples) or (False, what is wrong)."""
+    given = [list(doc) for doc in documents]
+    ok, result = _call(fn, Case("", (given, n, seed)), copy=False)
+    if not ok:
+        return False, result
+    if given != documents:
+        return False, "your function changed the documents it was given; leave them as they are"
+    if not isinstance(result, (list, tuple)) or len(result) != n:
+        what = f"{len(result)} items" if isinstance(result, (list, tuple)) else f"a {type(result).__name__}"
+        return False, f"it returned {what}; expected a list of n = {n} triples (sentence_a, sentence_b, label)"
+    for k, item in enumerate(result):
+        if not (isinstance(item, (list, tuple)) and len(item) == 3):
+            return False, f"item {k} is {item!r}; each item is a triple (sentence_a, sentence_b, label)"
+        a, b, label = item
+        if not (isinstance(a, str) and isinstance(b, str)):
+            return False, f"item {k} is {item!r}; sentence_a and sentence_b must be sentences (str)"
+        if isinstance(label, torch.Tensor) and label.numel() == 1:
+            label = label.item()
+        if isinstance(label, bool) or label not in (0, 1):
+            return False, f"item {k} has label {label!r}; labels are 0 (IsNext) and 1 (NotNext)"
+    return True, [(a, b, int(label.item() if isinstance(label, torch.Tensor) else label)) for a, b, label in result]
+
+
+def _where(sentence):
+    """(document, index) of a checker sentence "d<doc>s<index>"."""
+    doc, index = sentence[1:].split("s")
+    return int(doc), int(index)
+
+
+def _nsp_problems(pairs, documents):
+    """(problem, hint) for the first rule the pairs break, or None."""
+    known = {s for doc in documents for s in doc}
+    for a, b, _ in pairs:
+        if a not in known or b not in known:
+            bad = a if a not in known else b
+            return (f"the pair ({a!r}, {b!r}) contains {bad!r}, which is not a sentence of the documents",
+                    "take both sentences from the documents, unchanged.")
+    is_next = [(a, b) for a, b, label in pairs if label == 0]
+    not_next = [(a, b) for a, b, label in pairs if label == 1]
+    share = len(is_next) / len(pairs)
+    if abs(share - 0.5) > 0.03:
+        hint = "make each pair IsNext with probability 1/2 (rng.random() < 0.5) and NotNext otherwise."
+        return f"{100 * share:.0f}% of the pairs are IsNext (label 0), expected 50% ± 3%", hint
+    consecutive = lambda a, b: _where(a)[0] == _where(b)[0] and _where(b)[1] == _where(a)[1] + 1  # noqa: E731
+    if not_next and sum(consecutive(a, b) for a, b in not_next) > 0.9 * len(not_next) and \
+            sum(consecutive(a, b) for a, b in is_next) < 0.1 * len(is_next):
+        return ("the pairs labelled 1 are consecutive sentences and those labelled 0 are not",
+                "label 0 means IsNext (B really follows A) and 1 means NotNext, as in llmbook.data.nsp_pairs.")
+    for a, b in is_next:
+        if not consecutive(a, b):
+            (da, ia), (db, ib) = _where(a), _where(b)
+            why = "from another document" if da != db else f"sentence {ib} of the same document, not {ia + 1}"
+            return (f"the IsNext pair ({a!r}, {b!r}) has a B that is {why}",
+                    "for IsNext, pick A among sentences that have a successor and take B = the very next "
+                    "sentence of the same document.")
+    for a, b in not_next:
+        if _where(a)[0] == _where(b)[0]:
+            hint = "for NotNext, take B from a different document, as BERT did: B then never follows A by accident."
+            if consecutive(a, b):
+                hint = ("a NotNext B must not be the sentence that really follows A; take it from a different "
+                        "document, as BERT did.")
+            return f"the NotNext pair ({a!r}, {b!r}) takes B from the same document as A", hint
+    first_sentences = sum(_where(a)[1] == 0 for a, _, _ in pairs) / len(pairs)
+    if first_sentences > 0.9:
+        return ("almost every A is the first sentence of its document",
+                "draw A at random among all sentences that have a successor, not only first sentences.")
+    b_docs = {_where(b)[0] for _, b in not_next}
+    if len(not_next) > 100 and len(b_docs) < 5:
+        return (f"the NotNext sentences B come from only {len(b_docs)} documents",
+                "draw the other document at random for every NotNext pair.")
+    return None
+
+
+def check_nsp_pairs(fn) -> bool:
+    """Check fn(documents, n, seed) -> n triples (sentence_a, sentence_b, label), BERT's NSP pairs.
+
+    documents is a list of documents, each a list of sentences. Label 0 (IsNext, half of the pairs):
+    B is the sentence right after A in the same document. Label 1 (NotNext): B comes from another
+    document. The same seed gives the same pairs. Checked on 4,000 pairs from twenty documents whose
+    sentences name their document and position.
+    """
+    name = "check_nsp_pairs"
+    documents = _nsp_documents()
+    where = "case 1 (20 documents of 1 to 8 sentences, n=4000, seed=0)"
+    ok, pairs = _nsp_call(fn, documents, 4000, 0)
+    if not ok:
+        return _fail(name, where, pairs)
+    found = _nsp_problems(pairs, documents)
+    if found:
+        return _fail(name, where, *found)
+    ok_again, again = _nsp_call(fn, documents, 4000, 0)
+    if ok_again and again != pairs:
+        return _fail(name, "case 2 (the same seed twice)", "the two lists differ",
+                     "draw every random choice from random.Random(seed), so that a seed reproduces the pairs.")
+    ok_other, other = _nsp_call(fn, documents, 4000, 1)
+    if ok_other and other == pairs:
+        return _fail(name, "case 3 (seed=1 after seed=0)", "the pairs are the same for both seeds",
+                     "use the seed argument (random.Random(seed)) instead of a fixed seed.")
+    ok_small, small = _nsp_call(fn, documents[:3], 7, 5)
+    if not ok_small:
+        return _fail(name, "case 4 (3 documents, n=7, seed=5)", small)
+    return _pass(name, 4)

@@ -1,0 +1,264 @@
+"""Scaling laws in miniature: a family of small GPTs trained on the same data, and power-law fits.
+
+    python -m llmbook.experiments.scaling_laws     # the full run, one CPU thread: see FULL below
+
+Every model sees the same token stream (character-level text from ``llmbook.data.toy_grammar_corpus``)
+in the same order, with the same batch size, a constant learning rate after warm-up (so the loss at
+every step is a fair end point) that depends on the width only, and at least ``steps`` steps; with a
+``compute_budget`` the smaller models train longer, until they too have spent that many FLOPs
+(6 N D), so that every size can be compared at every budget up to it. The held-out loss is recorded
+every ``eval_every`` steps with the number of tokens seen D, the non-embedding parameter count N, and
+the FLOPs of a step as PyTorch counts them (``torch.utils.flop_counter.FlopCounterMode``).
+
+``fit_power_law`` fits y = a x^(-alpha) by least squares on log-log axes; ``fit_power_law_with_floor``
+fits y = E + a x^(-alpha), where E is the loss no model size removes; ``compute_frontier`` finds, for
+each compute budget, the model size with the lowest loss; ``isoflop_profiles`` and ``isoflop_optimum``
+find the best size for a budget from the losses of all sizes at that budget (Hoffmann et al.'s
+"IsoFLOP profiles").
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from ..data import lm_batch, toy_grammar_corpus
+from ..models import GPT, GPTConfig
+from ..tokenizers import CharTokenizer
+from ..train import TrainConfig, train
+from . import save_results
+
+# (n_layers, d_model) of the full run: about 900 to 800,000 non-embedding parameters. Every size trains
+# 600 steps (614,400 tokens) or, for the small ones, until it has spent 1e11 FLOPs (6 N D).
+FULL = dict(sizes=[(1, 8), (1, 12), (1, 16), (2, 16), (2, 24), (2, 32), (3, 48), (3, 64), (4, 96), (4, 128)],
+            steps=600, eval_every=50, compute_budget=1e11, max_steps=8000, n_sentences=200_000)
+BATCH_SIZE, BLOCK_SIZE, N_HEADS_MAX = 16, 64, 4
+
+
+def learning_rate(d_model: int) -> float:
+    """Peak AdamW learning rate for width d_model: wider models need smaller steps."""
+    return min(2e-2, 6e-3 * math.sqrt(128 / d_model))
+
+
+def model_config(n_layers: int, d_model: int, vocab_size: int) -> GPTConfig:
+    """The GPT of one size: head width d_model / n_heads with at most 4 heads and at least 4 dims each."""
+    n_heads = max(1, min(N_HEADS_MAX, d_model // 4))
+    return GPTConfig(vocab_size=vocab_size, block_size=BLOCK_SIZE, n_layers=n_layers, n_heads=n_heads,
+                     d_model=d_model)
+
+
+def corpus(n_sentences: int = 30_000, seed: int = 0):
+    """(train ids, validation ids, vocab_size): two independent samples of the toy grammar, char-level."""
+    train_text = toy_grammar_corpus(n_sentences, seed=seed)
+    tokenizer = CharTokenizer(train_text)
+    valid_text = toy_grammar_corpus(max(200, n_sentences // 20), seed=seed + 1)
+    encode = lambda text: torch.tensor(tokenizer.encode(text))  # noqa: E731
+    return encode(train_text), encode(valid_text), tokenizer.vocab_size
+
+
+def training_flops_per_step(model: GPT, batch_size: int, block_size: int) -> int:
+    """FLOPs of one forward and backward pass on a (batch_size, block_size) batch, as PyTorch counts
+    them: matrix products, attention included (elementwise work is not counted). The pass uses the
+    explicit attention path (return_attention=True), whose matrix products the counter sees."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(batch_size, block_size, dtype=torch.long)
+    with FlopCounterMode(display=False) as counter:
+        model(x, targets=x, return_attention=True).loss.backward()
+    model.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())
+
+
+@torch.no_grad()
+def _eval_loss(model, batches) -> float:
+    device = next(model.parameters()).device
+    return sum(model(x.to(device), targets=y.to(device)).loss.item() for x, y in batches) / len(batches)
+
+
+def steps_for(non_embedding_params: int, steps: int, compute_budget: float | None, max_steps: int | None) -> int:
+    """Steps for one size: at least `steps`, and enough to spend compute_budget = 6 N D FLOPs
+    (D = steps * batch * context), but at most max_steps."""
+    if compute_budget is None:
+        return steps
+    needed = math.ceil(compute_budget / (6 * non_embedding_params * BATCH_SIZE * BLOCK_SIZE))
+    return max(steps, min(needed, max_steps or needed))
+
+
+def run(sizes, steps: int, eval_every: int = 50, n_sentences: int = 30_000, n_eval_batches: int = 8,
+        seed: int = 0, progress: bool = False, device: str | None = "cpu", compute_budget: float | None = None,
+        max_steps: int | None = None) -> dict:
+    """Train one GPT per (n_layers, d_model) in sizes for `steps` steps (more with a compute_budget,
+    see steps_for); return plain data.
+
+    device: where to train ("cpu" by default, so results do not depend on the machine; None picks
+    cuda or mps when there is one).
+    Returns {"settings": {...}, "runs": [one dict per size with n_layers, d_model, params,
+    non_embedding_params, lr, flops_per_step, step, tokens, eval_loss, train_loss (lists aligned
+    with step), seconds]}. Raises ValueError for an empty sizes list or steps < 1.
+    """
+    if not sizes:
+        raise ValueError("sizes is empty: give at least one (n_layers, d_model)")
+    if steps < 1 or eval_every < 1:
+        raise ValueError(f"steps={steps} and eval_every={eval_every} must be >= 1")
+    train_ids, valid_ids, vocab_size = corpus(n_sentences, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    eval_batches = [lm_batch(valid_ids, BATCH_SIZE, BLOCK_SIZE, generator=g) for _ in range(n_eval_batches)]
+    runs = []
+    for n_layers, d_model in sizes:
+        torch.manual_seed(seed)
+        model = GPT(model_config(n_layers, d_model, vocab_size))
+        flops_per_step = training_flops_per_step(model, BATCH_SIZE, BLOCK_SIZE)
+        n_steps = steps_for(model.num_parameters(non_embedding=True), steps, compute_budget, max_steps)
+        batches = torch.Generator().manual_seed(seed)  # every size sees the same batches
+        record = {"step": [], "tokens": [], "eval_loss": []}
+
+        def evaluate(m):
+            return {"eval_loss": _eval_loss(m, eval_batches)}
+
+        cfg = TrainConfig(steps=n_steps, lr=learning_rate(d_model), warmup_steps=min(50, steps // 10),
+                          min_lr_ratio=1.0,  # constant after warm-up: every step is a fair end point
+                          weight_decay=0.0, eval_every=eval_every, progress=False, log_every=0, seed=seed,
+                          device=device)
+        start = time.perf_counter()
+        history = train(model, lambda step: lm_batch(train_ids, BATCH_SIZE, BLOCK_SIZE, generator=batches),
+                        cfg, eval_fn=evaluate)
+        seconds = time.perf_counter() - start
+        for e in history.evals:
+            record["step"].append(e["step"] + 1)
+            record["tokens"].append((e["step"] + 1) * BATCH_SIZE * BLOCK_SIZE)
+            record["eval_loss"].append(round(e["eval_loss"], 5))
+        window = max(1, eval_every // 2)  # train loss: mean of the steps just before each evaluation
+        record["train_loss"] = [round(sum(history.loss[s - window:s]) / window, 5) for s in record["step"]]
+        runs.append({"n_layers": n_layers, "d_model": d_model, "params": model.num_parameters(),
+                     "non_embedding_params": model.num_parameters(non_embedding=True),
+                     "lr": learning_rate(d_model), "flops_per_step": flops_per_step,
+                     "seconds": round(seconds, 1), **record})
+        if progress:
+            print(f"n_layers={n_layers} d_model={d_model:4d}  N={runs[-1]['non_embedding_params']:>8,}  "
+                  f"eval loss {record['eval_loss'][-1]:.3f}  {seconds:.0f} s", flush=True)
+    settings = {"batch_size": BATCH_SIZE, "block_size": BLOCK_SIZE, "steps": steps, "eval_every": eval_every,
+                "compute_budget": compute_budget, "max_steps": max_steps, "n_sentences": n_sentences,
+                "vocab_size": vocab_size, "seed": seed, "train_tokens_available": len(train_ids)}
+    return {"settings": settings, "runs": runs}
+
+
+# ------------------------------------------------------------------------------------ fitting
+def fit_power_law(x, y) -> tuple[float, float]:
+    """(a, alpha) of y = a * x^(-alpha), by least squares of log y on log x.
+
+    Raises ValueError unless x and y are equally long (at least 2) and positive.
+    """
+    x, y = torch.as_tensor(x, dtype=torch.float64).flatten(), torch.as_tensor(y, dtype=torch.float64).flatten()
+    if x.numel() != y.numel() or x.numel() < 2:
+        raise ValueError(f"need x and y of equal length >= 2, got {x.numel()} and {y.numel()}")
+    if (x <= 0).any() or (y <= 0).any():
+        raise ValueError("a power law needs positive x and y (it is fitted on log-log axes)")
+    lx, ly = x.log(), y.log()
+    slope = ((lx - lx.mean()) * (ly - ly.mean())).sum() / ((lx - lx.mean()) ** 2).sum()
+    intercept = ly.mean() - slope * lx.mean()
+    return math.exp(intercept.item()), -slope.item()
+
+
+def fit_power_law_with_floor(x, y, n_grid: int = 400) -> tuple[float, float, float]:
+    """(E, a, alpha) of y = E + a * x^(-alpha), E in [0, min y): a grid over E, each E fitted by
+    fit_power_law on y - E; the E with the smallest squared error in log y wins. Needs >= 3 points."""
+    y = torch.as_tensor(y, dtype=torch.float64).flatten()
+    if y.numel() < 3:
+        raise ValueError(f"fitting a floor needs at least 3 points, got {y.numel()}")
+    best = None
+    for E in torch.linspace(0.0, y.min().item(), n_grid + 1)[:-1].tolist():
+        a, alpha = fit_power_law(x, y - E)
+        pred = E + a * torch.as_tensor(x, dtype=torch.float64).flatten() ** (-alpha)
+        err = ((pred.log() - y.log()) ** 2).sum().item()
+        if best is None or err < best[0]:
+            best = (err, E, a, alpha)
+    return best[1], best[2], best[3]
+
+
+def compute_frontier(runs, budgets, flops_key: str = "flops_6nd"):
+    """For each compute budget C: (best loss, N of the best size), interpolating each size's eval loss
+    linearly in log C between its evaluations; sizes whose runs do not reach C are left out.
+
+    runs: the "runs" list of run(); flops_key: "flops_6nd" (6 N D) or "flops_measured".
+    Returns (best_loss list, best_N list), None where no size reaches the budget.
+    """
+    best_loss, best_n = [], []
+    for C in budgets:
+        candidates = []
+        for r in runs:
+            flops = run_flops(r)[flops_key]
+            if not flops[0] <= C <= flops[-1]:
+                continue
+            lc = math.log(C)
+            for i in range(len(flops) - 1):
+                if flops[i] <= C <= flops[i + 1]:
+                    t = (lc - math.log(flops[i])) / (math.log(flops[i + 1]) - math.log(flops[i]))
+                    candidates.append((r["eval_loss"][i] + t * (r["eval_loss"][i + 1] - r["eval_loss"][i]),
+                                       r["non_embedding_params"]))
+                    break
+        loss, n = min(candidates) if candidates else (None, None)
+        best_loss.append(loss)
+        best_n.append(n)
+    return best_loss, best_n
+
+
+def loss_at_compute(r, C: float, flops_key: str = "flops_6nd") -> float | None:
+    """The eval loss of run r when it had spent C FLOPs, interpolated linearly in log C between its
+    evaluations; None when C lies outside the run's evaluations."""
+    flops = run_flops(r)[flops_key]
+    for i in range(len(flops) - 1):
+        if flops[i] <= C <= flops[i + 1]:
+            t = (math.log(C) - math.log(flops[i])) / (math.log(flops[i + 1]) - math.log(flops[i]))
+            return r["eval_loss"][i] + t * (r["eval_loss"][i + 1] - r["eval_loss"][i])
+    return None
+
+
+def isoflop_profiles(runs, budgets, flops_key: str = "flops_6nd") -> list[list[tuple[int, float]]]:
+    """For each budget C, the (N, loss at C) of every run that was evaluated around C, ordered by N."""
+    profiles = []
+    for C in budgets:
+        points = [(r["non_embedding_params"], loss_at_compute(r, C, flops_key)) for r in runs]
+        profiles.append(sorted((n, loss) for n, loss in points if loss is not None))
+    return profiles
+
+
+def isoflop_optimum(points) -> float:
+    """The compute-optimal N of one IsoFLOP profile [(N, loss), ...]: the minimum of a parabola in log N
+    through the lowest point and its two neighbours (the lowest point's N if it lies at an end).
+    Raises ValueError for an empty profile."""
+    if not points:
+        raise ValueError("an IsoFLOP profile needs at least one (N, loss) point")
+    i = min(range(len(points)), key=lambda k: points[k][1])
+    if i == 0 or i == len(points) - 1:
+        return float(points[i][0])
+    (x0, y0), (x1, y1), (x2, y2) = [(math.log(n), loss) for n, loss in points[i - 1:i + 2]]
+    # vertex of the parabola through three points
+    denom = (x0 - x1) * (x0 - x2) * (x1 - x2)
+    a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / denom
+    b = (x2 ** 2 * (y0 - y1) + x1 ** 2 * (y2 - y0) + x0 ** 2 * (y1 - y2)) / denom
+    return math.exp(-b / (2 * a)) if a > 0 else float(points[i][0])
+
+
+def loss_at_tokens(r, tokens: int) -> float | None:
+    """The eval loss of run r after `tokens` tokens, if it was evaluated exactly then."""
+    return r["eval_loss"][r["tokens"].index(tokens)] if tokens in r["tokens"] else None
+
+
+def run_flops(r) -> dict:
+    """{"flops_6nd": 6 N D at each evaluation, "flops_measured": counted FLOPs per step * steps}."""
+    return {"flops_6nd": [6 * r["non_embedding_params"] * d for d in r["tokens"]],
+            "flops_measured": [r["flops_per_step"] * s for s in r["step"]]}
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    data = run(**FULL, progress=True)
+    data["settings"]["total_seconds"] = round(time.perf_counter() - start, 1)
+    path = save_results("scaling_laws", data)
+    print(f"saved {path} after {data['settings']['total_seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Speculative decoding on the CPU: acceptance, tokens per target pass and speed-up against draft length.
+
+    python -m llmbook.experiments.speculative_decoding     # the full run, one CPU thread: see FULL below
+
+A target GPT and a much smaller draft GPT are trained on the toy grammar (characters,
+``llmbook.data.toy_grammar_corpus``). For each draft length k, ``measure`` runs greedy speculative
+decoding (``llmbook.speculative``) from a few prompts, checks that the output equals the target's
+own greedy output, and records the acceptance rate, the new tokens per target pass and the speed-up:
+the CPU time of ordinary cached greedy decoding with the target divided by that of speculative
+decoding (medians of ``repeats`` runs of each, timed in turns). It also records c, the CPU time of one draft decode step divided by
+one target step, which the speed-up depends on. Chapter 7 trains a small pair live and calls
+``measure`` on it; the full run uses a larger target, whose steps cost more than the draft's.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from ..data import lm_batch, toy_grammar_corpus
+from ..generate import generate
+from ..models import GPT, GPTConfig
+from ..speculative import speculative_generate
+from ..tokenizers import CharTokenizer
+from ..train import TrainConfig, train
+from . import save_results
+
+FULL = dict(target=dict(n_layers=4, d_model=256, n_heads=8, steps=600, lr=3e-3),
+            draft=dict(n_layers=1, d_model=32, n_heads=4, steps=300, lr=1e-2),
+            ks=[1, 2, 3, 4, 6, 8], new_tokens=120, repeats=3)
+PROMPTS = ["the cat", "some dogs that", "a teacher", "many birds are"]
+
+
+def corpus(n_sentences: int = 3000, seed: int = 0):
+    """(tokenizer, train ids, validation ids): the toy grammar as characters, split 90/10."""
+    text = toy_grammar_corpus(n_sentences, seed=seed)
+    tokenizer = CharTokenizer(text)
+    ids = torch.tensor(tokenizer.encode(text))
+    split = int(0.9 * len(ids))
+    return tokenizer, ids[:split], ids[split:]
+
+
+def train_gpt(train_ids, vocab_size: int, n_layers: int, d_model: int, n_heads: int, steps: int, lr: float,
+              seed: int = 0, batch_size: int = 8, window: int = 128, block_size: int = 256,
+              device: str = "cpu") -> GPT:
+    """A rotary GPT trained on random windows of train_ids on device; returned on the CPU in eval mode."""
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layers=n_layers, n_heads=n_heads,
+                          d_model=d_model, pos_encoding="rope"))
+    batches = torch.Generator().manual_seed(seed)
+    train(model, lambda step: lm_batch(train_ids, batch_size, window, generator=batches),
+          TrainConfig(steps=steps, lr=lr, progress=False, log_every=0, seed=seed, device=device))
+    return model.cpu().eval()
+
+
+def cpu_seconds(fn, repeats: int = 3, warmup: bool = True) -> float:
+    """Median CPU time of fn() over repeats calls, after one warm-up call (unless warmup=False).
+
+    CPU time of this process, not wall-clock time: time spent waiting while other programs use
+    the core does not count, so the numbers are steadier on a shared machine.
+    """
+    if warmup:
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return statistics.median(times)
+
+
+def cpu_seconds_interleaved(fns, repeats: int = 3) -> list[float]:
+    """Median CPU time of each fn in fns, timed in turns (a, b, a, b, ...) after one warm-up each.
+
+    Taking turns exposes every function to the same background load, so their ratio is steadier
+    than that of two measurements made one after the other.
+    """
+    for fn in fns:
+        fn()
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, t in zip(fns, times):
+            start = time.process_time()
+            fn()
+            t.append(time.process_time() - start)
+    return [statistics.median(t) for t in times]
+
+
+def measure(target, draft, prompts, ks, new_tokens: int = 120, repeats: int = 3) -> dict:
+    """Speculative decoding of each prompt (a (1, T) id tensor) for every draft length in ks.
+
+    Returns plain data: ks, and per k the mean acceptance_rate and tokens_per_target_call over the
+    prompts, identical (whether every output equalled the target's greedy output) and speedup
+    (CPU time of target greedy decoding / speculative decoding, summed over the prompts, medians of
+    repeats, the two timed in turns); plus cost_ratio, a draft decode step's CPU time over a target step's.
+    """
+    out = {"ks": list(ks), "acceptance_rate": [], "tokens_per_target_call": [], "identical": [], "speedup": []}
+
+    def plain(model):
+        return lambda: [generate(model, p, new_tokens, temperature=0) for p in prompts]
+
+    greedy = plain(target)()
+    target_time, draft_time = cpu_seconds_interleaved([plain(target), plain(draft)], repeats)
+    out["cost_ratio"] = round(draft_time / target_time, 3)
+    for k in ks:
+        runs = [speculative_generate(target, draft, p, new_tokens, draft_tokens=k) for p in prompts]
+        out["identical"].append(all(torch.equal(ids, g) for (ids, _), g in zip(runs, greedy)))
+        out["acceptance_rate"].append(round(sum(s.acceptance_rate for _, s in runs) / len(runs), 4))
+        out["tokens_per_target_call"].append(round(sum(s.tokens_per_target_call for _, s in runs) / len(runs), 4))
+        plain_time, spec_time = cpu_seconds_interleaved(
+            [plain(target), lambda: [speculative_generate(target, draft, p, new_tokens, k) for p in prompts]], repeats)
+        out["speedup"].append(round(plain_time / spec_time, 4))
+    return out
+
+
+def run(target=None, draft=None, ks=(1, 2, 4), new_tokens: int = 120, repeats: int = 3) -> dict:
+    """Train the pair (dicts of n_layers, d_model, n_heads, steps, lr) and measure; plain data."""
+    target = dict(FULL["target"] if target is None else target)
+    draft = dict(FULL["draft"] if draft is None else draft)
+    tokenizer, train_ids, val_ids = corpus()
+    models = {name: train_gpt(train_ids, tokenizer.vocab_size, **settings)
+              for name, settings in (("target", target), ("draft", draft))}
+    x, y = lm_batch(val_ids, 32, 128, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        val = {name: round(m(x, y).loss.item(), 4) for name, m in models.items()}
+    prompts = [torch.tensor([tokenizer.encode("\n" + p)]) for p in PROMPTS]
+    data = measure(models["target"], models["draft"], prompts, ks, new_tokens, repeats)
+    settings = {"target": {**target, "parameters": models["target"].num_parameters(), "val_loss": val["target"]},
+                "draft": {**draft, "parameters": models["draft"].num_parameters(), "val_loss": val["draft"]},
+                "new_tokens": new_tokens, "repeats": repeats, "prompts": PROMPTS,
+                "torch": torch.__version__, "threads": torch.get_num_threads()}
+    return {"settings": settings, **data}
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    data = run(**FULL)
+    data["settings"]["seconds"] = round(time.perf_counter() - start)  # wall clock
+    data["settings"]["cpu_seconds"] = round(time.process_time() - cpu_start)
+    path = save_results("speculative_decoding", data)
+    print(f"speed-ups {data['speedup']} for k = {data['ks']} in {data['settings']['seconds']} s -> {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Checkers of chapter 4: each accepts the reference, rejects typical wrong answers with a hint that
+names the mistake, and reports (never raises) an exception from the learner's code."""
+import pytest
+import torch
+
+from llmbook import checks
+from llmbook.blocks import EncoderBlock
+from llmbook.data import teacher_forcing_targets
+
+
+def verdict(capsys, checker, fn):
+    """Run checker(fn); return (its result, the one line it printed)."""
+    result = checker(fn)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1, lines
+    return result, lines[0]
+
+
+def assert_passes(capsys, checker, fn):
+    result, line = verdict(capsys, checker, fn)
+    assert result is True, line
+    assert line.startswith(f"✅ {checker.__name__}: all ") and line.endswith(" cases pass"), line
+
+
+def assert_fails(capsys, checker, fn, *fragments):
+    result, line = verdict(capsys, checker, fn)
+    assert result is False, line
+    assert line.startswith(f"❌ {checker.__name__}: "), line
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+# ------------------------------------------------------------------------------ residual sublayer
+def residual(x, sublayer, norm, norm_first):
+    return x + sublayer(norm(x)) if norm_first else norm(x + sublayer(x))
+
+
+def test_residual_sublayer_checker_accepts_the_reference_and_the_package_block(capsys):
+    assert_passes(capsys, checks.check_residual_sublayer, residual)
+    block = EncoderBlock(8, 2, 16)  # its _sublayer is what the chapter asks for
+
+    def via_package(x, sublayer, norm, norm_first):
+        block.norm_first = norm_first
+        out, _ = block._sublayer(x, norm, lambda h: (sublayer(h), None))
+        return out
+
+    assert_passes(capsys, checks.check_residual_sublayer, via_package)
+
+
+@pytest.mark.parametrize("wrong, fragments", [
+    (lambda x, f, n, nf: residual(x, f, n, not nf), ["case 1 (pre-LN", "Yours does the other one"]),
+    (lambda x, f, n, nf: f(n(x)) if nf else n(f(x)), ["add the input x back"]),
+    (lambda x, f, n, nf: n(x) + f(n(x)) if nf else n(x + f(x)), ["raw x, not LN(x)"]),
+    (lambda x, f, n, nf: n(x + f(n(x))) if nf else n(x + f(x)), ["does not normalise the sum"]),
+    (lambda x, f, n, nf: x + f(n(x)) if nf else x + n(f(x)), ["case 2 (post-LN", "not only the sublayer"]),
+    (lambda x, f, n, nf: x + f(x), ["differs from the reference"]),
+    (lambda x, f, n, nf: 1 / 0, ["raised ZeroDivisionError"]),
+])
+def test_residual_sublayer_checker_names_the_mistake(capsys, wrong, fragments):
+    assert_fails(capsys, checks.check_residual_sublayer, wrong, *fragments)
+
+
+def test_residual_sublayer_checker_leaves_the_global_rng_alone(capsys):
+    state = torch.random.get_rng_state()
+    checks.check_residual_sublayer(residual)
+    capsys.readouterr()
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+# -------------------------------------------------------------------------------- teacher forcing
+def teacher_forcing(targets, bos_id, eos_id, pad_id, label_pad=None):
+    n = max(len(t) for t in targets) + 1
+    inputs = torch.full((len(targets), n), pad_id)
+    labels = torch.full((len(targets), n), pad_id if label_pad is None else label_pad)
+    for b, t in enumerate(targets):
+        inputs[b, : len(t) + 1] = torch.tensor([bos_id] + list(t))
+        labels[b, : len(t) + 1] = torch.tensor(list(t) + [eos_id])
+    return inputs, labels
+
+
+def test_teacher_forcing_checker_accepts_the_package_and_minus_100_padding(capsys):
+    assert_passes(capsys, checks.check_teacher_forcing_targets, teacher_forcing_targets)
+    assert_passes(capsys, checks.check_teacher_forcing_targets, teacher_forcing)
+    assert_passes(capsys, checks.check_teacher_forcing_targets,
+                  lambda t, b, e, p: teacher_forcing(t, b, e, p, label_pad=-100))
+
+
+def _shifted_wrong(targets, bos_id, eos_id, pad_id, how):
+    inputs, labels = teacher_forcing(targets, bos_id, eos_id, pad_id)
+    if how == "no_shift":
+        return labels, labels.clone()
+    if how == "copy":
+        return inputs, inputs.clone()
+    if how == "no_eos":
+        return inputs, labels.masked_fill(labels == eos_id, pad_id)
+    if how == "swap":
+        return labels, inputs
+    if how == "hardcoded":
+        return teacher_forcing(targets, 1, 2, 0)
+    raise ValueError(how)
+
+
+@pytest.mark.parametrize("how, fragments", [
+    ("no_shift", ["case 1", "starting with bos", "copy"]),
+    ("copy", ["shifted left by one"]),
+    ("no_eos", ["end every label row with eos"]),
+    ("swap", ["in this order"]),
+    ("hardcoded", ["case 4 (other special ids", "use the ids you are given"]),
+])
+def test_teacher_forcing_checker_names_the_mistake(capsys, how, fragments):
+    assert_fails(capsys, checks.check_teacher_forcing_targets,
+                 lambda t, b, e, p: _shifted_wrong(t, b, e, p, how), *fragments)
+
+
+def test_teacher_forcing_checker_reports_shapes_types_and_eos_in_the_inputs(capsys):
+    def eos_in_inputs(targets, bos_id, eos_id, pad_id):
+        inputs, labels = teacher_forcing(targets, bos_id, eos_id, pad_id)
+        return torch.cat([inputs, labels[:, -1:]], 1), labels
+
+    assert_fails(capsys, checks.check_teacher_forcing_targets,
+                 lambda t, b, e, p: [x.float() for x in teacher_forcing(t, b, e, p)], "dtype torch.float32")
+    assert_fails(capsys, checks.check_teacher_forcing_targets, lambda t, b, e, p: teacher_forcing(t, b, e, p)[0],
+                 "expected a pair (decoder_inputs, labels)")
+    line = assert_fails(capsys, checks.check_teacher_forcing_targets, eos_in_inputs, "shape (1, 5)")
+    assert "stops before eos" in line

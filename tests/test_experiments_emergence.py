@@ -1,0 +1,62 @@
+"""The addition experiment of chapter 9 at a tiny size: data layout, the three metrics, determinism."""
+import math
+
+import pytest
+import torch
+
+from llmbook.experiments import emergence as em
+
+
+def test_problems_are_zero_padded_and_only_the_answer_is_scored():
+    line = em.format_problem("42+517=", "559")
+    assert line == "042+517=0559\n"
+    x, y = em.encode_problems([line])
+    tok = em.tokenizer()
+    assert x.shape == y.shape == (1, 12)
+    assert tok.decode(x[0].tolist()) == line[:-1]
+    scored = y[0] != -100
+    assert scored.tolist() == [False] * 7 + [True] * 5  # 4 digits and the newline
+    assert tok.decode(y[0][scored].tolist()) == "0559\n"
+    with pytest.raises(ValueError, match="a\\+b="):
+        em.format_problem("42-5=", "37")
+    with pytest.raises(ValueError, match="13 characters"):
+        em.encode_problems(["1+2=3\n"])
+
+
+def test_answer_metrics_on_hand_made_logits():
+    targets = torch.tensor([[-100, 1, 2], [-100, 0, 0], [-100, -100, 1]])
+    predictions = torch.tensor([[0, 1, 2], [0, 0, 1], [2, 2, 1]])  # row 1 has one wrong token
+    logits = torch.nn.functional.one_hot(predictions, 3).float() * 2.0  # (3, 3, 3)
+    m = em.answer_metrics(logits, targets)
+    assert m["exact_match"] == pytest.approx(2 / 3)
+    assert m["token_accuracy"] == pytest.approx(4 / 5)
+    p_right, p_wrong = math.exp(2) / (math.exp(2) + 2), 1 / (math.exp(2) + 2)
+    expected = (2 * math.log(p_right) + math.log(p_right) + math.log(p_wrong) + math.log(p_right)) / 3
+    assert m["answer_log_likelihood"] == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="at least one scored position"):
+        em.answer_metrics(logits, torch.full((3, 3), -100))
+
+
+def test_run_at_a_tiny_size_returns_aligned_plain_data_deterministically():
+    data = em.run([(1, 8), (1, 16)], steps=4, eval_every=2, n_test=20, n_train=200)
+    assert data["settings"]["steps"] == 4 and data["settings"]["answer_tokens"] == 5
+    assert [r["d_model"] for r in data["runs"]] == [8, 16]
+    for r in data["runs"]:
+        assert r["step"] == [2, 4]
+        for key in ("exact_match", "token_accuracy"):
+            assert len(r[key]) == 2 and all(0.0 <= v <= 1.0 for v in r[key])
+        assert all(isinstance(v, float) and v < 0 for v in r["answer_log_likelihood"])
+        assert all(len(acc) == 5 for acc in r["position_accuracy"])
+    assert data["runs"][0]["params"] < data["runs"][1]["params"]
+    again = em.run([(1, 8)], steps=4, eval_every=2, n_test=20, n_train=200)
+    assert again["runs"][0]["answer_log_likelihood"] == data["runs"][0]["answer_log_likelihood"]
+    with pytest.raises(ValueError, match="sizes is empty"):
+        em.run([], steps=2)
+
+
+def test_position_accuracy_is_per_answer_position_and_averages_to_token_accuracy():
+    targets = torch.tensor([[-100, 1, 2], [-100, 0, 0], [-100, 2, 1]])
+    predictions = torch.tensor([[0, 1, 2], [0, 0, 1], [2, 1, 1]])
+    m = em.answer_metrics(torch.nn.functional.one_hot(predictions, 3).float(), targets)
+    assert m["position_accuracy"] == pytest.approx([2 / 3, 2 / 3])
+    assert sum(m["position_accuracy"]) / 2 == pytest.approx(m["token_accuracy"])

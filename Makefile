@@ -10,7 +10,7 @@ PARALLEL  := -n auto --dist loadscope
 STUDENT   := _build/student
 OFFLINE   := _build/llmbook-offline.zip
 
-.PHONY: setup book html book-assets chromium student offline test test-unit test-notebooks test-website lab bench clean
+.PHONY: setup book html book-assets chromium student offline lint test test-unit test-notebooks test-website lab bench clean
 
 setup: $(STAMP)
 
@@ -53,12 +53,17 @@ student: $(STAMP)
 offline: html student
 	$(PY) tools/make_offline_bundle.py --out $(OFFLINE)
 
-# Every test: the package's unit tests, the website and the offline bundle in a browser, the
+# The linter (rules in pyproject.toml) over everything that is Python and not a notebook.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests tools bench
+
+# Every test: the linter, the package's unit tests, the website and the offline bundle in a browser, the
 # package installed from its sdist into a fresh venv, every notebook re-run by nbval in strict mode
 # (committed outputs must be what the code produces), and the student edition re-run with its
 # exercises open (each checker must report the open exercise).
-test: offline chromium
-	$(PY) -m pytest tests $(NOTEBOOKS) $(STUDENT) $(NBVAL) $(PARALLEL) -p no:cacheprovider
+# --durations=15 lists the slowest tests, so that a slow one is seen and trimmed.
+test: lint offline chromium
+	$(PY) -m pytest tests $(NOTEBOOKS) $(STUDENT) $(NBVAL) $(PARALLEL) -p no:cacheprovider --durations=15
 
 test-unit: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/test_website.py -p no:cacheprovider

@@ -302,6 +302,7 @@ def test_mask_tokens_with_p_1_selects_every_ordinary_position():
         ({"mask_id": 10}, ValueError, "mask_id 10.*10"),
         ({"ids": torch.tensor([[4, 12]])}, ValueError, "12.*10"),
         ({"ids": torch.tensor([[4.0, 5.0]])}, TypeError, "float"),
+        ({"ids": torch.tensor([4, 5])}, ValueError, r"\(B, T\).*\(2,\)"),
     ],
 )
 def test_mask_tokens_validates_arguments(kwargs, error, message):

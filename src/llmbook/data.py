@@ -13,6 +13,8 @@ from typing import Sequence
 
 import torch
 
+from .models import check_token_ids
+
 # Ids reserved by copy_task / reverse_task: content tokens are drawn from
 # [N_TASK_SPECIALS, vocab_size), so a model can add these around the sequences.
 PAD_ID = 0
@@ -428,40 +430,11 @@ def review_label(text: str) -> int | None:
     """
     aspects = review_aspects(text)
     return None if aspects is None else aspects[-1][1]
-    polarity = {**{w: 1 for w in _POSITIVE}, **{w: 0 for w in _NEGATIVE}}
-    nouns, intensifiers = set(_REVIEW_NOUNS), {i.strip() for i in _INTENSIFIERS if i}
-    match text[:-1].split(" "):
-        case ["the", noun, "was", word] if noun in nouns and word in polarity:
-            return polarity[word]
-        case ["the", noun, "was", "not", word] if noun in nouns and word in polarity:
-            return 1 - polarity[word]
-        case ["the", noun, "was", very, word] if noun in nouns and very in intensifiers and word in polarity:
-            return polarity[word]
-        case ["i", verb, "this", noun] if noun in nouns and verb in _LIKE_VERBS[1] + _LIKE_VERBS[0]:
-            return int(verb in _LIKE_VERBS[1])
-        case ["i", "did", "not", verb, "this", noun] if noun in nouns and verb in ("hate", "like", "enjoy", "love"):
-            return int(verb == "hate")
-        case ["the", noun, "was", first, "but", "the", other, "was", second] if (
-                noun in nouns and other in nouns and noun != other and first in polarity and second in polarity
-                and polarity[first] != polarity[second]):
-            return polarity[second]  # the clause after "but" decides
-    return None
 
 
 # ---------------------------------------------------------------------------------------
 # BERT pre-training: masked tokens and next-sentence pairs
 # ---------------------------------------------------------------------------------------
-
-
-def _check_ids(ids: torch.Tensor, vocab_size: int) -> None:
-    """Raise TypeError unless `ids` is an integer tensor, ValueError unless ids are in [0, vocab_size)."""
-    if not isinstance(ids, torch.Tensor):
-        raise TypeError(f"ids must be a torch.Tensor, got {type(ids).__name__}")
-    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
-        raise TypeError(f"ids must be an integer tensor, got dtype {ids.dtype}")
-    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
-        bad = ids.min().item() if ids.min() < 0 else ids.max().item()
-        raise ValueError(f"token id {bad} is out of range for vocab_size {vocab_size}")
 
 
 def mask_tokens(
@@ -472,16 +445,16 @@ def mask_tokens(
     p: float = 0.15,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """BERT's masking rule: returns (inputs, labels), both shaped like `ids` (any shape, e.g. (B, T)).
+    """BERT's masking rule: returns (inputs, labels), both shaped like `ids` (B, T).
 
     Each position whose id is not in `special_ids` is selected with probability p. A selected
     position becomes mask_id (80%), a random id (10%; uniform over ids that are neither special
     nor mask_id), or stays unchanged (10%). labels holds the original id where selected and
     -100 (ignored by cross_entropy) elsewhere. `ids` is not modified. Draws use `generator`
     (or torch's global RNG if None). Raises ValueError for p outside (0, 1], mask_id or an id
-    outside [0, vocab_size), or no id left to draw; TypeError for a non-integer tensor.
+    outside [0, vocab_size), ids not 2-D, or no id left to draw; TypeError unless ids is a long/int tensor.
     """
-    _check_ids(ids, vocab_size)
+    check_token_ids(ids, vocab_size, "ids")
     if not 0 < p <= 1:
         raise ValueError(f"p must be in (0, 1], got {p}")
     if not 0 <= mask_id < vocab_size:

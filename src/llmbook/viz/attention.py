@@ -1,5 +1,5 @@
 """Attention pictures: a heatmap of one head, the maps of every layer, and an explorer widget
-(chapters 2 and 3).
+(chapters 2 to 6 and 9).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Adapters that hand our attention tensors to bertviz's head view and model view (chapters 3 and 4).
+"""Adapters that hand our attention tensors to bertviz's head view and model view (chapters 3 to 5).
 
 bertviz is an optional dependency (``pip install llmbook[viz]``), imported only when a view is drawn.
 """

@@ -1,4 +1,4 @@
-"""Loss curves: raw, smoothed, with evaluation points, several runs side by side (chapters 2 to 8)."""
+"""Loss curves: raw, smoothed, with evaluation points, several runs side by side (chapters 2 to 6 and 8)."""
 from __future__ import annotations
 
 import torch

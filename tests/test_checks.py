@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from llmbook import checks
 from llmbook.attention import scaled_dot_product_attention
+from llmbook.data import mask_tokens
 from llmbook.positional import sinusoidal_encoding
 
 from checker_verdicts import assert_fails, assert_passes
@@ -130,30 +131,6 @@ def test_softmax_checker(capsys):
     assert_fails(capsys, checks.check_softmax, no_keepdim, "keepdim=True")
 
 
-# ----------------------------------------------------------------------------------- layer norm
-def layer_norm(x, gamma, beta, eps=1e-5, unbiased=False, eps_outside=False):
-    mean = x.mean(-1, keepdim=True)
-    var = x.var(-1, keepdim=True, unbiased=unbiased)
-    denominator = var.sqrt() + eps if eps_outside else (var + eps).sqrt()
-    return gamma * (x - mean) / denominator + beta
-
-
-def test_layer_norm_checker(capsys):
-    assert_passes(capsys, checks.check_layer_norm, layer_norm)
-    assert_passes(capsys, checks.check_layer_norm,
-                  lambda x, g, b, eps=1e-5: F.layer_norm(x, x.shape[-1:], g, b, eps))
-    assert_fails(capsys, checks.check_layer_norm, lambda x, g, b, eps=1e-5: layer_norm(x, g, b, eps, unbiased=True),
-                 "biased variance")
-    assert_fails(capsys, checks.check_layer_norm,
-                 lambda x, g, b, eps=1e-5: layer_norm(x, g, b, eps, eps_outside=True),
-                 "variance near eps", "inside the square root")
-    assert_fails(capsys, checks.check_layer_norm, lambda x, g, b, eps=1e-5: layer_norm(x, g, b),
-                 "case 5 (x (2, 6), eps=0.1)")
-    assert_fails(capsys, checks.check_layer_norm,
-                 lambda x, g, b, eps=1e-5: layer_norm(x, torch.ones_like(g), torch.zeros_like(b), eps),
-                 "gamma * x_hat + beta")
-
-
 # -------------------------------------------------------------------------------- cross-entropy
 def cross_entropy(logits, targets):
     log_probs = logits - torch.logsumexp(logits, dim=-1, keepdim=True)
@@ -183,57 +160,3 @@ def test_perplexity_checker(capsys):
     assert_fails(capsys, checks.check_perplexity, lambda lp: torch.exp(-lp.sum()), "not the sum")
     assert_fails(capsys, checks.check_perplexity, lambda lp: torch.exp(-lp).mean(), "not average the exponentials")
     assert_fails(capsys, checks.check_perplexity, lambda lp: -lp.mean(), "cross-entropy")
-
-
-# ---------------------------------------------------------------------------------- MLM masking
-def mask_tokens(ids, vocab_size, mask_id, special_ids, p=0.15, generator=None, *, shares=(0.8, 0.1),
-                keep_specials=True, label_all=False):
-    """A correct BERT masking rule; the keyword switches turn it into typical wrong ones."""
-    special = torch.zeros_like(ids, dtype=torch.bool)
-    for s in special_ids:
-        special |= ids == s
-    selected = torch.rand(ids.shape, generator=generator) < p
-    if keep_specials:
-        selected &= ~special
-    action = torch.rand(ids.shape, generator=generator)
-    to_mask = selected & (action < shares[0])
-    to_random = selected & (action >= shares[0]) & (action < shares[0] + shares[1])
-    random_ids = torch.randint(vocab_size, ids.shape, generator=generator)
-    inputs = torch.where(to_mask, mask_id, ids)
-    inputs = torch.where(to_random, random_ids, inputs)
-    labels = ids.clone() if label_all else torch.where(selected, ids, -100)
-    return inputs, labels
-
-
-def test_mlm_checker_accepts_correct_rules(capsys):
-    assert_passes(capsys, checks.check_mlm_mask, mask_tokens)
-
-
-def test_mlm_checker_accepts_the_package_rule(capsys):
-    data = pytest.importorskip("llmbook.data")
-    assert_passes(capsys, checks.check_mlm_mask, data.mask_tokens)
-
-
-@pytest.mark.parametrize("options, fragments", [
-    ({"shares": (1.0, 0.0)}, ["100.0% of the selected tokens became mask_id", "80%", "10% unchanged"]),
-    ({"keep_specials": False}, ["special tokens were selected", "never be selected"]),
-    ({"label_all": True}, ["-100", "not selected"]),
-])
-def test_mlm_checker_names_the_mistake(capsys, options, fragments):
-    wrong = lambda *args: mask_tokens(*args, **options)  # noqa: E731
-    assert_fails(capsys, checks.check_mlm_mask, wrong, *fragments)
-
-
-def test_mlm_checker_catches_fixed_p_global_rng_and_in_place_edits(capsys):
-    assert_fails(capsys, checks.check_mlm_mask, lambda ids, V, m, s, p, g: mask_tokens(ids, V, m, s, 0.15, g),
-                 "p=0.3", "use the argument p")
-    assert_fails(capsys, checks.check_mlm_mask, lambda ids, V, m, s, p, g: mask_tokens(ids, V, m, s, p, None),
-                 "same generator seed", "generator argument")
-
-    def in_place(ids, vocab_size, mask_id, special_ids, p, generator):
-        inputs, labels = mask_tokens(ids, vocab_size, mask_id, special_ids, p, generator)
-        ids.copy_(inputs)
-        return ids, labels
-
-    assert_fails(capsys, checks.check_mlm_mask, in_place, "modified ids in place")
-    assert_fails(capsys, checks.check_mlm_mask, lambda *args: None, "returned a NoneType")

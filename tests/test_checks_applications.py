@@ -5,7 +5,7 @@ import torch
 
 from llmbook import checks
 from llmbook.checks.applications import confusion_matrix
-from llmbook.experiments.in_context import few_shot_prompt
+from llmbook.prompts import few_shot_prompt
 
 from checker_verdicts import assert_fails, assert_passes
 

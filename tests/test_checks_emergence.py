@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from llmbook import checks
-from llmbook.experiments.emergence import answer_metrics
-from llmbook.experiments.induction_heads import induction_scores
+from llmbook.attention_patterns import induction_scores
+from llmbook.metrics import answer_metrics
 
 from checker_verdicts import assert_fails, assert_passes
 
@@ -115,17 +115,3 @@ def at(weights, period, first, offset):
 ])
 def test_induction_checker_names_the_mistake(capsys, wrong, fragments):
     assert_fails(capsys, checks.check_induction_score, wrong, *fragments)
-
-
-def test_a_perfect_induction_pattern_scores_one_and_the_score_needs_a_repeated_part():
-    T, period = 10, 4
-    w = torch.zeros(T, T)
-    w[:, 0] = 1.0
-    for i in range(period, T):
-        w[i] = 0.0
-        w[i, i - period + 1] = 1.0
-    assert induction_scores(w, period).item() == 1.0
-    with pytest.raises(ValueError, match="repeated part"):
-        induction_scores(w, T)
-    with pytest.raises(ValueError, match=r"\(\.\.\., T, T\)"):
-        induction_scores(torch.ones(3, 4), 2)

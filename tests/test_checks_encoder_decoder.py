@@ -2,12 +2,37 @@
 names the mistake, and reports (never raises) an exception from the learner's code."""
 import pytest
 import torch
+import torch.nn.functional as F
 
 from llmbook import checks
 from llmbook.blocks import EncoderBlock
 from llmbook.data import teacher_forcing_targets
 
 from checker_verdicts import assert_fails, assert_passes
+
+
+# ----------------------------------------------------------------------------------- layer norm
+def layer_norm(x, gamma, beta, eps=1e-5, unbiased=False, eps_outside=False):
+    mean = x.mean(-1, keepdim=True)
+    var = x.var(-1, keepdim=True, unbiased=unbiased)
+    denominator = var.sqrt() + eps if eps_outside else (var + eps).sqrt()
+    return gamma * (x - mean) / denominator + beta
+
+
+def test_layer_norm_checker(capsys):
+    assert_passes(capsys, checks.check_layer_norm, layer_norm)
+    assert_passes(capsys, checks.check_layer_norm,
+                  lambda x, g, b, eps=1e-5: F.layer_norm(x, x.shape[-1:], g, b, eps))
+    assert_fails(capsys, checks.check_layer_norm, lambda x, g, b, eps=1e-5: layer_norm(x, g, b, eps, unbiased=True),
+                 "biased variance")
+    assert_fails(capsys, checks.check_layer_norm,
+                 lambda x, g, b, eps=1e-5: layer_norm(x, g, b, eps, eps_outside=True),
+                 "variance near eps", "inside the square root")
+    assert_fails(capsys, checks.check_layer_norm, lambda x, g, b, eps=1e-5: layer_norm(x, g, b),
+                 "case 5 (x (2, 6), eps=0.1)")
+    assert_fails(capsys, checks.check_layer_norm,
+                 lambda x, g, b, eps=1e-5: layer_norm(x, torch.ones_like(g), torch.zeros_like(b), eps),
+                 "gamma * x_hat + beta")
 
 
 # ------------------------------------------------------------------------------ residual sublayer

@@ -1,15 +1,70 @@
-"""The chapter 5 checkers accept a correct answer and name the usual mistakes (the MLM masking checker,
-shared with chapter 2, is tested in tests/test_checks.py)."""
+"""The pretraining checkers (MLM masking, chapter 2; learning-rate schedule and NSP pairs, chapter 5)
+accept a correct answer and name the usual mistakes."""
 import math
 import random
 
 import pytest
+import torch
 
 from llmbook import checks
+from llmbook.data import mask_tokens as package_mask_tokens
 from llmbook.data import nsp_pairs
 from llmbook.train import TrainConfig, lr_at
 
 from checker_verdicts import assert_fails, assert_passes
+
+
+# ---------------------------------------------------------------------------------- MLM masking
+def mask_tokens(ids, vocab_size, mask_id, special_ids, p=0.15, generator=None, *, shares=(0.8, 0.1),
+                keep_specials=True, label_all=False):
+    """A correct BERT masking rule; the keyword switches turn it into typical wrong ones."""
+    special = torch.zeros_like(ids, dtype=torch.bool)
+    for s in special_ids:
+        special |= ids == s
+    selected = torch.rand(ids.shape, generator=generator) < p
+    if keep_specials:
+        selected &= ~special
+    action = torch.rand(ids.shape, generator=generator)
+    to_mask = selected & (action < shares[0])
+    to_random = selected & (action >= shares[0]) & (action < shares[0] + shares[1])
+    random_ids = torch.randint(vocab_size, ids.shape, generator=generator)
+    inputs = torch.where(to_mask, mask_id, ids)
+    inputs = torch.where(to_random, random_ids, inputs)
+    labels = ids.clone() if label_all else torch.where(selected, ids, -100)
+    return inputs, labels
+
+
+def test_mlm_checker_accepts_correct_rules(capsys):
+    assert_passes(capsys, checks.check_mlm_mask, mask_tokens)
+
+
+def test_mlm_checker_accepts_the_package_rule(capsys):
+    assert_passes(capsys, checks.check_mlm_mask, package_mask_tokens)
+
+
+@pytest.mark.parametrize("options, fragments", [
+    ({"shares": (1.0, 0.0)}, ["100.0% of the selected tokens became mask_id", "80%", "10% unchanged"]),
+    ({"keep_specials": False}, ["special tokens were selected", "never be selected"]),
+    ({"label_all": True}, ["-100", "not selected"]),
+])
+def test_mlm_checker_names_the_mistake(capsys, options, fragments):
+    wrong = lambda *args: mask_tokens(*args, **options)  # noqa: E731
+    assert_fails(capsys, checks.check_mlm_mask, wrong, *fragments)
+
+
+def test_mlm_checker_catches_fixed_p_global_rng_and_in_place_edits(capsys):
+    assert_fails(capsys, checks.check_mlm_mask, lambda ids, V, m, s, p, g: mask_tokens(ids, V, m, s, 0.15, g),
+                 "p=0.3", "use the argument p")
+    assert_fails(capsys, checks.check_mlm_mask, lambda ids, V, m, s, p, g: mask_tokens(ids, V, m, s, p, None),
+                 "same generator seed", "generator argument")
+
+    def in_place(ids, vocab_size, mask_id, special_ids, p, generator):
+        inputs, labels = mask_tokens(ids, vocab_size, mask_id, special_ids, p, generator)
+        ids.copy_(inputs)
+        return ids, labels
+
+    assert_fails(capsys, checks.check_mlm_mask, in_place, "modified ids in place")
+    assert_fails(capsys, checks.check_mlm_mask, lambda *args: None, "returned a NoneType")
 
 
 # ------------------------------------------------------------------------------ learning rate

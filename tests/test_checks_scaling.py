@@ -4,8 +4,8 @@ import math
 import torch
 
 from llmbook import checks
-from llmbook.checks.scaling import _round_bits, compute_optimal
-from llmbook.experiments.scaling_laws import fit_power_law
+from llmbook.checks.scaling import _round_bits
+from llmbook.scaling_laws import compute_optimal, fit_power_law
 from llmbook.precision import round_to
 
 from checker_verdicts import assert_fails, assert_passes

@@ -1,8 +1,6 @@
-"""The addition experiment of chapter 9 at a tiny size: data layout, the three metrics, determinism."""
-import math
-
+"""The addition experiment of chapter 9 at a tiny size: data layout and determinism (the metrics are
+tested in tests/test_metrics.py)."""
 import pytest
-import torch
 
 from llmbook.experiments import emergence as em
 
@@ -23,20 +21,6 @@ def test_problems_are_zero_padded_and_only_the_answer_is_scored():
         em.encode_problems(["1+2=3\n"])
 
 
-def test_answer_metrics_on_hand_made_logits():
-    targets = torch.tensor([[-100, 1, 2], [-100, 0, 0], [-100, -100, 1]])
-    predictions = torch.tensor([[0, 1, 2], [0, 0, 1], [2, 2, 1]])  # row 1 has one wrong token
-    logits = torch.nn.functional.one_hot(predictions, 3).float() * 2.0  # (3, 3, 3)
-    m = em.answer_metrics(logits, targets)
-    assert m["exact_match"] == pytest.approx(2 / 3)
-    assert m["token_accuracy"] == pytest.approx(4 / 5)
-    p_right, p_wrong = math.exp(2) / (math.exp(2) + 2), 1 / (math.exp(2) + 2)
-    expected = (2 * math.log(p_right) + math.log(p_right) + math.log(p_wrong) + math.log(p_right)) / 3
-    assert m["answer_log_likelihood"] == pytest.approx(expected, rel=1e-6)
-    with pytest.raises(ValueError, match="at least one scored position"):
-        em.answer_metrics(logits, torch.full((3, 3), -100))
-
-
 def test_run_at_a_tiny_size_returns_aligned_plain_data_deterministically():
     data = em.run([(1, 8), (1, 16)], steps=4, eval_every=2, n_test=20, n_train=200)
     assert data["settings"]["steps"] == 4 and data["settings"]["answer_tokens"] == 5
@@ -52,11 +36,3 @@ def test_run_at_a_tiny_size_returns_aligned_plain_data_deterministically():
     assert again["runs"][0]["answer_log_likelihood"] == data["runs"][0]["answer_log_likelihood"]
     with pytest.raises(ValueError, match="sizes is empty"):
         em.run([], steps=2)
-
-
-def test_position_accuracy_is_per_answer_position_and_averages_to_token_accuracy():
-    targets = torch.tensor([[-100, 1, 2], [-100, 0, 0], [-100, 2, 1]])
-    predictions = torch.tensor([[0, 1, 2], [0, 0, 1], [2, 1, 1]])
-    m = em.answer_metrics(torch.nn.functional.one_hot(predictions, 3).float(), targets)
-    assert m["position_accuracy"] == pytest.approx([2 / 3, 2 / 3])
-    assert sum(m["position_accuracy"]) / 2 == pytest.approx(m["token_accuracy"])

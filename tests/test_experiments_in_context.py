@@ -4,10 +4,11 @@ import random
 import torch
 
 from llmbook.experiments import in_context as ic
+from llmbook.prompts import few_shot_prompt
 
 
 def test_prompt_format_and_tokenizer_round_trip():
-    prompt = ic.few_shot_prompt([("c", "q"), ("a", "w")], "c")
+    prompt = few_shot_prompt([("c", "q"), ("a", "w")], "c")
     assert prompt == "c>q a>w c>"
     tok = ic.tokenizer()
     assert tok.decode(tok.encode(prompt)) == prompt and tok.token_to_id(ic.BOS) == 0

@@ -28,13 +28,6 @@ def test_attention_only_model_has_no_feed_forward_and_an_untied_output():
     assert ih.tokenizer().vocab_size == model.config.vocab_size == 26
 
 
-def test_previous_token_score_of_a_previous_token_head_is_one():
-    w = torch.zeros(5, 5)
-    w[0, 0] = 1.0
-    w[torch.arange(1, 5), torch.arange(0, 4)] = 1.0
-    assert ih.previous_token_scores(w).item() == 1.0
-
-
 def test_run_at_a_tiny_size_returns_aligned_plain_data_deterministically():
     data = ih.run(n_layers=(1, 2), seeds=(0,), steps=4, eval_every=2)
     assert [r["n_layers"] for r in data["runs"]] == [1, 2]

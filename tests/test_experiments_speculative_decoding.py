@@ -11,16 +11,3 @@ def test_run_measures_every_draft_length_and_output_is_the_targets():
     assert all(0 <= a <= 1 for a in data["acceptance_rate"])
     assert all(1 <= t <= k + 1 for t, k in zip(data["tokens_per_target_call"], data["ks"]))
     assert data["cost_ratio"] > 0 and data["settings"]["target"]["parameters"] > 0
-
-
-def test_cpu_seconds_is_a_median_of_nonnegative_times():
-    calls = []
-    seconds = speculative_decoding.cpu_seconds(lambda: calls.append(1), repeats=3)
-    assert seconds >= 0 and len(calls) == 4  # one warm-up, three timed
-
-
-def test_interleaved_timing_takes_turns():
-    order = []
-    times = speculative_decoding.cpu_seconds_interleaved([lambda: order.append("a"), lambda: order.append("b")],
-                                                        repeats=2)
-    assert order == ["a", "b", "a", "b", "a", "b"] and len(times) == 2 and min(times) >= 0

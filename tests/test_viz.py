@@ -3,52 +3,14 @@ redraws for GPT and BERT, and the bertviz adapters produce bertviz's HTML from o
 import base64
 import re
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+import torch
 
-matplotlib.use("Agg")  # no display in tests
+from llmbook import BERT, BERTConfig, Seq2Seq, Seq2SeqConfig, viz
+from llmbook.attention import causal_mask
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from llmbook import BERT, GPT, BERTConfig, GPTConfig, Seq2Seq, Seq2SeqConfig  # noqa: E402
-from llmbook import viz  # noqa: E402
-from llmbook.attention import causal_mask  # noqa: E402
-
-
-class DictCharTokenizer:
-    """The smallest char tokenizer: a dict each way (the tests do not depend on llmbook.tokenizers)."""
-
-    def __init__(self, text):
-        self.itos = sorted(set(text))
-        self.stoi = {ch: i for i, ch in enumerate(self.itos)}
-        self.vocab_size = len(self.itos)
-
-    def encode(self, s):
-        return [self.stoi[ch] for ch in s]  # KeyError on an unknown character
-
-    def decode(self, ids):
-        return "".join(self.itos[i] for i in ids)
-
-
-TEXT = "the cat sat on the mat"
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
-
-
-@pytest.fixture
-def tok():
-    return DictCharTokenizer(TEXT)
-
-
-@pytest.fixture
-def gpt(tok):
-    torch.manual_seed(0)
-    return GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=32, n_layers=2, n_heads=2, d_model=16))
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 # ------------------------------------------------------------------------------------ heatmap
@@ -100,6 +62,15 @@ def test_plot_loss_takes_a_history_with_evaluations_and_several_runs():
     assert [line.get_label() for line in ax.lines] == ["pre-LN", "post-LN"]
 
 
+def test_ema_averages_from_the_first_value():
+    assert viz.ema([1.0, 0.0, 0.0, 4.0], 0.5) == [1.0, 0.5, 0.25, 2.125]
+    assert viz.ema(torch.tensor([3.0, 1.0]), 0.0) == [3.0, 1.0]  # weight 0: the values themselves
+    with pytest.raises(ValueError, match="at least one value"):
+        viz.ema([], 0.9)
+    with pytest.raises(ValueError, match="weight=1.0"):
+        viz.ema([1.0], 1.0)
+
+
 @pytest.mark.parametrize("losses, options, message", [
     ([1.0, 2.0], {"smooth": 1.0}, "smooth=1.0"),
     ([], {}, "empty"),
@@ -110,6 +81,22 @@ def test_plot_loss_rejects_bad_input(losses, options, message):
         viz.plot_loss(losses, **options)
 
 
+# ------------------------------------------------------------------------------- PNG pictures
+def test_figure_png_draws_off_screen_at_the_requested_size():
+    drawn = []
+    png = viz.figure_png(lambda ax: drawn.append(ax.plot([0, 1], [1, 0])), (2.0, 1.5), dpi=50)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(drawn) == 1
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # the IHDR chunk
+    assert (width, height) == (100, 75)
+    assert plt.get_fignums() == []  # never registered with pyplot, so never shown twice
+
+
+def test_png_img_tag_escapes_the_alt_text():
+    tag = viz.png_img_tag(b"\x89PNG", 'a "quoted" <b>')
+    assert tag.startswith('<img src="data:image/png;base64,iVBORw==" ')
+    assert 'alt="a &quot;quoted&quot; &lt;b&gt;"' in tag
+
+
 # --------------------------------------------------------------------------- attention explorer
 def controls(explorer):
     text, sliders, status, image = explorer.children
@@ -117,8 +104,8 @@ def controls(explorer):
     return text, layer, head, status, image
 
 
-def test_attention_explorer_builds_for_gpt_and_redraws_on_change(gpt, tok):
-    explorer = viz.attention_explorer(gpt, tok, "the cat")
+def test_attention_explorer_builds_for_gpt_and_redraws_on_change(tiny_gpt, char_tok):
+    explorer = viz.attention_explorer(tiny_gpt, char_tok, "the cat")
     text, layer, head, status, image = controls(explorer)
     assert (layer.max, head.max) == (1, 1)
     assert status.value == "7 tokens"
@@ -133,8 +120,8 @@ def test_attention_explorer_builds_for_gpt_and_redraws_on_change(gpt, tok):
     assert status.value == "11 tokens"
 
 
-def test_attention_explorer_reports_a_bad_text_in_its_status_line(gpt, tok, capsys):
-    explorer = viz.attention_explorer(gpt, tok, "the cat")
+def test_attention_explorer_reports_a_bad_text_in_its_status_line(tiny_gpt, char_tok, capsys):
+    explorer = viz.attention_explorer(tiny_gpt, char_tok, "the cat")
     text, layer, head, status, image = controls(explorer)
     before = image.value
     text.value = "dog"  # "d" and "g" are not in the vocabulary
@@ -147,34 +134,34 @@ def test_attention_explorer_reports_a_bad_text_in_its_status_line(gpt, tok, caps
     assert capsys.readouterr().out == ""  # callbacks never print
 
 
-def test_attention_explorer_works_with_bert_and_restores_training_mode(tok):
+def test_attention_explorer_works_with_bert_and_restores_training_mode(char_tok):
     torch.manual_seed(0)
-    bert = BERT(BERTConfig(vocab_size=tok.vocab_size, max_len=32, n_layers=1, n_heads=2, d_model=16, dropout=0.1))
+    bert = BERT(BERTConfig(vocab_size=char_tok.vocab_size, max_len=32, n_layers=1, n_heads=2, d_model=16, dropout=0.1))
     bert.train()
-    explorer = viz.attention_explorer(bert, tok, "a cat")
+    explorer = viz.attention_explorer(bert, char_tok, "a cat")
     assert controls(explorer)[3].value == "5 tokens"
     assert bert.training
 
 
-def test_attention_maps_match_the_model_and_check_the_length(gpt, tok):
-    ids = torch.tensor([tok.encode("the cat")])
-    expected = gpt(ids, return_attention=True).attentions
-    maps = viz.attention_maps(gpt, ids[0])
+def test_attention_maps_match_the_model_and_check_the_length(tiny_gpt, char_tok):
+    ids = torch.tensor([char_tok.encode("the cat")])
+    expected = tiny_gpt(ids, return_attention=True).attentions
+    maps = viz.attention_maps(tiny_gpt, ids[0])
     assert len(maps) == 2 and maps[0].shape == (2, 7, 7)
     assert all(torch.equal(m, e[0]) for m, e in zip(maps, expected))
     with pytest.raises(ValueError, match="40 tokens long, beyond the context length 32"):
-        viz.attention_maps(gpt, [0] * 40)
+        viz.attention_maps(tiny_gpt, [0] * 40)
 
 
-def test_token_strings_decodes_each_id_alone(tok):
-    assert viz.token_strings(tok, torch.tensor(tok.encode("at "))) == ["a", "t", " "]
+def test_token_strings_decodes_each_id_alone(char_tok):
+    assert viz.token_strings(char_tok, torch.tensor(char_tok.encode("at "))) == ["a", "t", " "]
 
 
 # ----------------------------------------------------------------------------------- bertviz
-def test_head_view_returns_bertviz_html_from_a_model_output(gpt, tok):
-    ids = torch.tensor([tok.encode("the cat")] * 2)
-    out = gpt(ids, return_attention=True)
-    tokens = viz.token_strings(tok, ids[0])
+def test_head_view_returns_bertviz_html_from_a_model_output(tiny_gpt, char_tok):
+    ids = torch.tensor([char_tok.encode("the cat")] * 2)
+    out = tiny_gpt(ids, return_attention=True)
+    tokens = viz.token_strings(char_tok, ids[0])
     html = viz.head_view(out, tokens, html_action="return")
     assert "bertviz" in html.data
     html = viz.model_view(out.attentions, tokens, batch_index=1, html_action="return")
@@ -202,13 +189,15 @@ def test_model_view_shows_encoder_decoder_and_cross_attention():
                               cross_attention=out.cross_attentions, encoder_tokens=list("abcde"),
                               decoder_tokens=list("wxyz"), batch_index=1, display_mode="light",
                               html_action="return")
-    strip = lambda text: re.sub(r"bertviz-[0-9a-f]{32}", "", text)  # noqa: E731  (a new id per view)
+    def strip(text):  # each view gets a new id
+        return re.sub(r"bertviz-[0-9a-f]{32}", "", text)
+
     assert strip(explicit.data) == strip(html.data)
 
 
-def test_bertviz_adapters_reject_malformed_input(gpt, tok):
-    ids = torch.tensor([tok.encode("the cat")])
-    attentions = gpt(ids, return_attention=True).attentions
+def test_bertviz_adapters_reject_malformed_input(tiny_gpt, char_tok):
+    ids = torch.tensor([char_tok.encode("the cat")])
+    attentions = tiny_gpt(ids, return_attention=True).attentions
     with pytest.raises(ValueError, match="batch_index=3 is outside the batch of size 1"):
         viz.head_view(attentions, list("the cat"), batch_index=3, html_action="return")
     with pytest.raises(ValueError, match=r"attentions\[0\] has shape \(2, 7, 7\)"):
@@ -219,7 +208,7 @@ def test_bertviz_adapters_reject_malformed_input(gpt, tok):
         viz.model_view(attentions, html_action="return")
 
 
-def test_attention_explorer_rejects_a_model_without_layers_and_heads(tok):
+def test_attention_explorer_rejects_a_model_without_layers_and_heads(char_tok):
     model = Seq2Seq(Seq2SeqConfig(src_vocab_size=12, tgt_vocab_size=12, max_len=16, d_model=16, n_heads=2))
     with pytest.raises(TypeError, match="needs a GPT or BERT.*got Seq2Seq"):
-        viz.attention_explorer(model, tok, "the cat")
+        viz.attention_explorer(model, char_tok, "the cat")

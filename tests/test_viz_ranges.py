@@ -2,15 +2,13 @@
 import base64
 import re
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+import torch
 
-matplotlib.use("Agg")  # no display in tests
+from llmbook import viz
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from llmbook import viz  # noqa: E402
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 def test_plot_range_histogram_draws_the_format_and_the_values():

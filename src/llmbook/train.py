@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .device import autocast_dtype, pick_device, seed_everything
+from .generate import inference_mode
 from .models import CONFIGS, MODELS
 
 CHECKPOINT_KEYS = ("model_class", "config", "state_dict", "extra")
@@ -210,13 +211,8 @@ def _train_step(run: _Run, cfg: TrainConfig, args, kwargs, step: int) -> tuple[f
 
 def _evaluate(model, eval_fn, step) -> dict:
     """Run eval_fn(model) in eval mode without gradients; returns {"step": step, **results}."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            results = eval_fn(model)
-    finally:
-        model.train(was_training)
+    with inference_mode(model):
+        results = eval_fn(model)
     if not isinstance(results, dict):
         raise TypeError(f"eval_fn must return a dict of metrics, got {type(results).__name__}")
     return {"step": step, **results}

@@ -1,12 +1,15 @@
-"""The machinery every exercise checker shares: cases, calls that never raise, verdict lines.
+"""The machinery every exercise checker shares: cases, calls that never raise, verdict lines, and the
+comparisons of an answer with the reference (a tensor, one number, a pair of numbers).
 
 A checker module builds a list of Case objects, a reference function, a comparison and the known
-mistakes (hint, wrong function) and hands them to _run_cases, which prints the one-line verdict.
+mistakes (hint, wrong function) and hands them to run_cases, which prints the one-line verdict.
+A comparison takes (got, expected) and returns None when they agree, else a sentence saying what differs.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import torch
@@ -34,7 +37,7 @@ def _clone(x):
     return x
 
 
-def _call(fn, case: Case, copy: bool = True):
+def call_learner(fn, case: Case, copy: bool = True):
     """Run fn on the case (on a copy unless copy=False); returns (True, result) or (False, the error)."""
     args, kwargs = (_clone(case.args), _clone(case.kwargs)) if copy else (case.args, case.kwargs)
     try:
@@ -46,12 +49,12 @@ def _call(fn, case: Case, copy: bool = True):
         return False, f"your function raised {type(err).__name__}: {first_line}"
 
 
-def _pass(name: str, n_cases: int) -> bool:
+def passed(name: str, n_cases: int) -> bool:
     print(f"✅ {name}: all {n_cases} cases pass")
     return True
 
 
-def _fail(name: str, where: str, problem: str, hint: str | None = None) -> bool:
+def failed(name: str, where: str, problem: str, hint: str | None = None) -> bool:
     message = f"❌ {name}: {where}: {problem}."
     if hint:
         message += f" Hint: {hint}"
@@ -66,7 +69,7 @@ def _at(flat: int, shape) -> str:
     return f" at index {tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), tuple(shape)))}"
 
 
-def _as_tensor(x, what: str):
+def as_float64(x, what: str):
     """x as a float64 tensor, or (None, problem) when it is not a tensor or a plain number."""
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().double(), None
@@ -75,9 +78,9 @@ def _as_tensor(x, what: str):
     return None, f"{what} is a {type(x).__name__}, expected a torch.Tensor"
 
 
-def _tensor_problem(got, expected, what: str = "output", atol: float = ATOL, rtol: float = RTOL):
+def tensor_problem(got, expected, what: str = "output", atol: float = ATOL, rtol: float = RTOL) -> str | None:
     """None if got matches expected (same shape, close values, nan where nan), else what differs."""
-    got, problem = _as_tensor(got, what)
+    got, problem = as_float64(got, what)
     if problem:
         return problem
     expected = expected.detach().cpu().double()
@@ -98,6 +101,38 @@ def _tensor_problem(got, expected, what: str = "output", atol: float = ATOL, rto
     return f"{what} differs from the reference by up to {diff.flatten()[flat].item():.3g}{_at(flat, got.shape)}"
 
 
+def scalar_problem(got, expected, what: str = "the result") -> str | None:
+    """tensor_problem for a one-number answer: accepts a float or a tensor of one element."""
+    value, problem = as_float64(got, what)
+    if problem:
+        return problem
+    if value.numel() != 1:
+        return f"{what} has shape {tuple(value.shape)}; expected a single number"
+    return tensor_problem(value.reshape(()), torch.as_tensor(expected).reshape(()), what)
+
+
+def pair_problem(got, expected, names: tuple[str, str], rel_tol: float, abs_tol: float = 0.0) -> str | None:
+    """None if got is a pair of numbers, each close to its counterpart in expected (two floats); else
+    what differs. names: how the two numbers are called in messages, e.g. ("a", "alpha")."""
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        return f"return a pair ({names[0]}, {names[1]}); got a {type(got).__name__}"
+    for value, ref, name in zip(got, expected, names):
+        v, problem = as_float64(value, name)
+        if problem:
+            return problem
+        if v.numel() != 1:
+            return f"{name} has shape {tuple(v.shape)}; expected one number"
+        if not math.isclose(v.item(), ref, rel_tol=rel_tol, abs_tol=abs_tol):
+            return f"{name} is {v.item():.6g} but the reference gives {ref:.6g}"
+    return None
+
+
+def variant_mistakes(variant: Callable, hints_and_kinds) -> list[tuple[str, Callable]]:
+    """(hint, wrong_fn) pairs for run_cases from one function with a `kind` switch: wrong_fn is
+    variant(..., kind=kind), the reference's arguments followed by the mistake it reproduces."""
+    return [(hint, partial(variant, kind=kind)) for hint, kind in hints_and_kinds]
+
+
 def _diagnose(got, case: Case, mistakes, compare, expected) -> str | None:
     """The hint of the first known mistake whose output the learner's output reproduces."""
     for hint, wrong_fn in mistakes:
@@ -111,7 +146,7 @@ def _diagnose(got, case: Case, mistakes, compare, expected) -> str | None:
     return None
 
 
-def _run_cases(name: str, fn, cases: list[Case], reference: Callable, compare: Callable,
+def run_cases(name: str, fn, cases: list[Case], reference: Callable, compare: Callable,
                mistakes=(), fallback_hint: str | None = None) -> bool:
     """Run every case; print ✅, or ❌ at the first failing case with a hint; return the verdict.
 
@@ -121,20 +156,20 @@ def _run_cases(name: str, fn, cases: list[Case], reference: Callable, compare: C
     for number, case in enumerate(cases, start=1):
         expected = reference(*_clone(case.args), **_clone(case.kwargs))
         where = f"case {number} ({case.label})"
-        ok, got = _call(fn, case)
+        ok, got = call_learner(fn, case)
         if not ok:
-            return _fail(name, where, got)
+            return failed(name, where, got)
         problem = compare(got, expected)
         if problem:
             hint = _diagnose(got, case, mistakes, compare, expected) or fallback_hint
-            return _fail(name, where, problem, hint)
-    return _pass(name, len(cases))
+            return failed(name, where, problem, hint)
+    return passed(name, len(cases))
 
 
-def _generator(seed: int) -> torch.Generator:
+def case_generator(seed: int) -> torch.Generator:
     """Case data come from their own generator, so checking never moves the learner's global RNG."""
     return torch.Generator().manual_seed(seed)
 
 
-def _shape(x: torch.Tensor) -> str:
+def shape_text(x: torch.Tensor) -> str:
     return str(tuple(x.shape))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..experiments.in_context import few_shot_prompt
-from ._core import Case, _call, _fail, _generator, _pass, _run_cases, _tensor_problem
+from ..prompts import few_shot_prompt
+from ._core import Case, call_learner, case_generator, failed, passed, run_cases, tensor_problem
 
 
 # ------------------------------------------------------------------------------ confusion matrix
@@ -18,7 +18,7 @@ def confusion_matrix(labels, predictions, num_classes):
 
 
 def _confusion_cases() -> list[Case]:
-    g = _generator(6)
+    g = case_generator(6)
     labels = torch.randint(0, 3, (40,), generator=g)
     noisy = torch.where(torch.rand(40, generator=g) < 0.7, labels, torch.randint(0, 3, (40,), generator=g))
     only_zero_one = torch.tensor([0, 1, 1, 0, 1, 1, 1, 0])
@@ -44,13 +44,13 @@ def _confusion_problem(got, expected):
     if isinstance(got, torch.Tensor) and got.shape != expected.shape and got.dim() == 2:
         return (f"the matrix has shape {tuple(got.shape)} but expected (num_classes, num_classes) = "
                 f"{tuple(expected.shape)}: size it by num_classes, not by the largest label that occurs")
-    return _tensor_problem(got, expected, "the matrix", atol=1e-6, rtol=1e-6)
+    return tensor_problem(got, expected, "the matrix", atol=1e-6, rtol=1e-6)
 
 
 def check_confusion_matrix(fn) -> bool:
     """Check fn(labels, predictions, num_classes) -> (num_classes, num_classes) tensor of counts,
     entry [i, j] = number of examples whose true class is i and predicted class is j."""
-    return _run_cases("check_confusion_matrix", fn, _confusion_cases(), confusion_matrix, _confusion_problem,
+    return run_cases("check_confusion_matrix", fn, _confusion_cases(), confusion_matrix, _confusion_problem,
                       _CONFUSION_MISTAKES,
                       fallback_hint="for each example add 1 at [label, prediction] of a zero (C, C) tensor.")
 
@@ -97,11 +97,11 @@ def check_few_shot_prompt(fn) -> bool:
     for number, case in enumerate(_prompt_cases(), start=1):
         where = f"case {number} ({case.label})"
         expected = few_shot_prompt(*case.args)
-        ok, got = _call(fn, case)
+        ok, got = call_learner(fn, case)
         if not ok:
-            return _fail(name, where, got)
+            return failed(name, where, got)
         if not isinstance(got, str):
-            return _fail(name, where, f"your function returned a {type(got).__name__}, expected a str")
+            return failed(name, where, f"your function returned a {type(got).__name__}, expected a str")
         if got != expected:
-            return _fail(name, where, _first_difference(got, expected), _prompt_hint(got, expected, *case.args))
-    return _pass(name, len(_prompt_cases()))
+            return failed(name, where, _first_difference(got, expected), _prompt_hint(got, expected, *case.args))
+    return passed(name, len(_prompt_cases()))

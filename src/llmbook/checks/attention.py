@@ -8,7 +8,7 @@ import torch
 
 from ..attention import causal_mask, scaled_dot_product_attention
 from ..positional import sinusoidal_encoding
-from ._core import Case, _tensor_problem, _run_cases, _generator
+from ._core import Case, case_generator, run_cases, tensor_problem
 
 
 # ------------------------------------------------------------------- scaled dot-product attention
@@ -35,14 +35,14 @@ def _split_attention_output(got):
 
 def _compare_attention(got, expected):
     out, weights = _split_attention_output(got)
-    problem = _tensor_problem(out, expected[0], "output")
+    problem = tensor_problem(out, expected[0], "output")
     if problem is None and weights is not None:
-        problem = _tensor_problem(weights, expected[1], "the attention weights")
+        problem = tensor_problem(weights, expected[1], "the attention weights")
     return problem
 
 
 def _attention_cases() -> list[Case]:
-    g = _generator(0)
+    g = case_generator(0)
     r = lambda *shape, scale=1.0: torch.randn(*shape, generator=g) * scale  # noqa: E731
     pad = torch.tensor([[True, True, True, True], [True, True, False, False]])[:, None, None, :]  # (2, 1, 1, 4)
     cases = [
@@ -84,7 +84,7 @@ def check_scaled_dot_product_attention(fn) -> bool:
 
     mask is bool, True where attention is allowed, broadcastable to (..., T_q, T_k).
     """
-    return _run_cases("check_scaled_dot_product_attention", fn, _attention_cases(),
+    return run_cases("check_scaled_dot_product_attention", fn, _attention_cases(),
                       scaled_dot_product_attention, _compare_attention, _ATTENTION_MISTAKES,
                       fallback_hint="compare with softmax(q @ k.transpose(-2, -1) / sqrt(d_k)) @ v.")
 
@@ -124,7 +124,7 @@ _CAUSAL_MISTAKES = [
 def check_causal_mask(fn) -> bool:
     """Check fn(T) -> bool (T, T), True where query i may attend to key j, i.e. j <= i."""
     cases = [Case(f"T={T}", (T,)) for T in (4, 1, 2, 8)]
-    return _run_cases("check_causal_mask", fn, cases, lambda T: causal_mask(T), _mask_problem,
+    return run_cases("check_causal_mask", fn, cases, lambda T: causal_mask(T), _mask_problem,
                       _CAUSAL_MISTAKES, fallback_hint="torch.ones(T, T, dtype=torch.bool).tril() is one way.")
 
 
@@ -167,6 +167,6 @@ def check_sinusoidal_encoding(fn) -> bool:
     """Check fn(max_len, d_model) -> (max_len, d_model): PE[pos, 2i] = sin(pos / 10000^(2i/d)),
     PE[pos, 2i+1] = cos(pos / 10000^(2i/d))."""
     cases = [Case(f"max_len={n}, d_model={d}", (n, d)) for n, d in ((1, 2), (4, 8), (10, 16), (7, 6), (50, 128))]
-    return _run_cases("check_sinusoidal_encoding", fn, cases, sinusoidal_encoding,
-                      lambda got, exp: _tensor_problem(got, exp, "the table", atol=1e-4, rtol=1e-4),
+    return run_cases("check_sinusoidal_encoding", fn, cases, sinusoidal_encoding,
+                      lambda got, exp: tensor_problem(got, exp, "the table", atol=1e-4, rtol=1e-4),
                       _SINUSOID_MISTAKES)

@@ -5,50 +5,31 @@ from __future__ import annotations
 import torch
 
 from ..attention import causal_mask
-from ..experiments.induction_heads import induction_scores
-from ._core import Case, _as_tensor, _generator, _run_cases, _tensor_problem
-
-
-def _scored(targets):
-    return targets != -100
+from ..attention_patterns import induction_scores
+from ..metrics import answer_log_likelihood, exact_match, scored, target_log_probs
+from ._core import Case, case_generator, run_cases, scalar_problem, tensor_problem
 
 
 # ----------------------------------------------------------------------------------- exact match
-def _exact_match(predictions, targets):
-    """Reference: fraction of rows whose every scored position (target != -100) is predicted right."""
-    right = (predictions == targets) | ~_scored(targets)
-    return right.all(-1).double().mean()
-
-
-def _number_problem(got, expected, what="the result"):
-    """None if got is one number (float or one-element tensor) equal to expected, else what is wrong."""
-    value, problem = _as_tensor(got, what)
-    if problem:
-        return problem
-    if value.numel() != 1:
-        return f"{what} has shape {tuple(value.shape)}; expected a single number (the fraction of rows)"
-    return _tensor_problem(value.reshape(()), expected.reshape(()), what)
-
-
 _EXACT_MATCH_MISTAKES = [
     ("positions whose target is -100 belong to the question, not the answer: count them as right (or "
      "leave them out) before asking whether the whole row is right.",
      lambda p, t: (p == t).all(-1).double().mean()),
     ("that is the per-token accuracy (right tokens / scored tokens). Exact match asks whether ALL the "
      "scored tokens of a row are right: .all(-1) over each row, then the mean over the rows.",
-     lambda p, t: ((p == t) & _scored(t)).sum().double() / _scored(t).sum()),
+     lambda p, t: ((p == t) & scored(t)).sum().double() / scored(t).sum()),
     ("that is the per-token accuracy over every position, the question's included. Exact match scores "
      "a whole row: right only if all its scored tokens are right.",
      lambda p, t: (p == t).double().mean()),
     ("a row counts only if ALL its scored tokens are right (.all), not if any one of them is (.any).",
-     lambda p, t: ((p == t) & _scored(t)).any(-1).double().mean()),
+     lambda p, t: ((p == t) & scored(t)).any(-1).double().mean()),
     ("return the fraction of rows that are exactly right (a mean), not their number (a sum).",
-     lambda p, t: ((p == t) | ~_scored(t)).all(-1).double().sum()),
+     lambda p, t: ((p == t) | ~scored(t)).all(-1).double().sum()),
 ]
 
 
 def _exact_match_cases() -> list[Case]:
-    g = _generator(0)
+    g = case_generator(0)
     targets = torch.randint(0, 10, (6, 5), generator=g)
     targets[:, :2] = -100  # the question part of every row
     predictions = targets.clamp(min=0).clone()
@@ -78,7 +59,7 @@ def _exact_match_cases() -> list[Case]:
 def check_exact_match(fn) -> bool:
     """Check fn(predictions (N, T), targets (N, T)) -> the fraction of rows whose every position with a
     target other than -100 is predicted right (a float or a one-element tensor)."""
-    return _run_cases("check_exact_match", fn, _exact_match_cases(), _exact_match, _number_problem,
+    return run_cases("check_exact_match", fn, _exact_match_cases(), exact_match, scalar_problem,
                       _EXACT_MATCH_MISTAKES,
                       fallback_hint="((predictions == targets) | (targets == -100)).all(-1) marks the rows "
                                     "that are exactly right; take its mean as a float.")
@@ -86,27 +67,27 @@ def check_exact_match(fn) -> bool:
 
 # --------------------------------------------------------------------------- answer log-likelihood
 def _token_log_probs(logits, targets, normalise=True, dim=-1):
-    log_probs = logits.double().log_softmax(dim) if normalise else logits.double()
-    return log_probs.gather(-1, targets.clamp(min=0)[..., None])[..., 0]  # (N, T)
+    """log softmax(logits) at the targets (N, T), in float64; the switches reproduce the usual mistakes."""
+    return target_log_probs(logits.double().log_softmax(dim) if normalise else logits.double(), targets)
 
 
 def _answer_log_likelihood(logits, targets):
-    """Reference: (N,) sum over the scored positions of log softmax(logits)[target]."""
-    return (_token_log_probs(logits, targets) * _scored(targets)).sum(-1)
+    """Reference: (N,) sum over the scored positions of log softmax(logits)[target], in float64."""
+    return answer_log_likelihood(logits.double(), targets)
 
 
 _LOG_LIKELIHOOD_MISTAKES = [
     ("the log-probability of the whole answer is the SUM of the log-probabilities of its tokens (the "
      "chain rule multiplies their probabilities); you took their mean.",
-     lambda lg, t: _answer_log_likelihood(lg, t) / _scored(t).sum(-1)),
+     lambda lg, t: _answer_log_likelihood(lg, t) / scored(t).sum(-1)),
     ("the log-probability of the whole answer is the SUM over its scored positions; you took a mean "
      "over all the positions.", lambda lg, t: _answer_log_likelihood(lg, t) / t.size(-1)),
     ("turn the logits into log-probabilities first: log_softmax over the vocabulary (the last dim).",
-     lambda lg, t: (_token_log_probs(lg, t, normalise=False) * _scored(t)).sum(-1)),
+     lambda lg, t: (_token_log_probs(lg, t, normalise=False) * scored(t)).sum(-1)),
     ("the log_softmax runs over the vocabulary (dim=-1), not over the positions.",
-     lambda lg, t: (_token_log_probs(lg, t, dim=1) * _scored(t)).sum(-1)),
+     lambda lg, t: (_token_log_probs(lg, t, dim=1) * scored(t)).sum(-1)),
     ("add log-probabilities, not probabilities: use log_softmax, not softmax.",
-     lambda lg, t: (_token_log_probs(lg, t).exp() * _scored(t)).sum(-1)),
+     lambda lg, t: (_token_log_probs(lg, t).exp() * scored(t)).sum(-1)),
     ("positions whose target is -100 are not part of the answer: leave them out of the sum.",
      lambda lg, t: _token_log_probs(lg, t).sum(-1)),
     ("the log-likelihood is log p (a negative number); you returned the loss, -log p.",
@@ -117,7 +98,7 @@ _LOG_LIKELIHOOD_MISTAKES = [
 
 
 def _log_likelihood_cases() -> list[Case]:
-    g = _generator(1)
+    g = case_generator(1)
     cases = []
     for label, (N, T, V, question) in (("N=4, T=6, V=13, question of 3 positions", (4, 6, 13, 3)),
                                        ("N=1, T=3, V=5, one scored position", (1, 3, 5, 2)),
@@ -134,8 +115,8 @@ def _log_likelihood_cases() -> list[Case]:
 def check_answer_log_likelihood(fn) -> bool:
     """Check fn(logits (N, T, V), targets (N, T)) -> (N,): for each row, the sum over the positions whose
     target is not -100 of log softmax(logits)[target], i.e. log P(answer | question)."""
-    return _run_cases("check_answer_log_likelihood", fn, _log_likelihood_cases(), _answer_log_likelihood,
-                      lambda got, exp: _tensor_problem(got, exp, "the output"), _LOG_LIKELIHOOD_MISTAKES,
+    return run_cases("check_answer_log_likelihood", fn, _log_likelihood_cases(), _answer_log_likelihood,
+                      lambda got, exp: tensor_problem(got, exp, "the output"), _LOG_LIKELIHOOD_MISTAKES,
                       fallback_hint="gather log_softmax(logits, -1) at the targets (clamped to >= 0), zero "
                                     "the positions with target -100, and sum over the positions.")
 
@@ -149,6 +130,8 @@ def _random_attention(*shape, generator):
 
 
 def _mean_at(weights, period, first_query, offset):
+    """llmbook.attention_patterns.weight_at_offset without its checks: the mistakes it reproduces
+    include queries whose key index is negative (and wraps around)."""
     T = weights.size(-1)
     queries = torch.arange(first_query, T)
     return weights[..., queries, queries - offset].mean(-1)
@@ -171,7 +154,7 @@ _INDUCTION_MISTAKES = [
 
 
 def _induction_cases() -> list[Case]:
-    g = _generator(2)
+    g = case_generator(2)
     T, period = 12, 5
     perfect = torch.zeros(T, T)
     perfect[0, 0] = 1.0
@@ -190,7 +173,7 @@ def _induction_cases() -> list[Case]:
 def check_induction_score(fn) -> bool:
     """Check fn(weights (..., T, T), period) -> (...): for each head, the mean over the queries
     i = period .. T-1 of the weight on key i - period + 1, the token after the earlier copy of token i."""
-    return _run_cases("check_induction_score", fn, _induction_cases(), induction_scores,
-                      lambda got, exp: _tensor_problem(got, exp, "the output"), _INDUCTION_MISTAKES,
+    return run_cases("check_induction_score", fn, _induction_cases(), induction_scores,
+                      lambda got, exp: tensor_problem(got, exp, "the output"), _INDUCTION_MISTAKES,
                       fallback_hint="with q = torch.arange(period, T), weights[..., q, q - period + 1] holds "
                                     "the weights on the induction targets; average them over the last dim.")

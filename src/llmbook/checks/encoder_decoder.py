@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import pad_batch
-from ._core import Case, _tensor_problem, _run_cases, _generator
+from ._core import Case, case_generator, run_cases, tensor_problem, variant_mistakes
 
 
 # --------------------------------------------------------------------------------- layer norm
@@ -46,7 +46,7 @@ def check_layer_norm(fn) -> bool:
 
     x: (..., D); gamma, beta: (D,).
     """
-    g = _generator(2)
+    g = case_generator(2)
     r = lambda *shape: torch.randn(*shape, generator=g)  # noqa: E731
 
     def case(label, x, eps=None):
@@ -65,8 +65,8 @@ def check_layer_norm(fn) -> bool:
     def reference(x, gamma, beta, eps=1e-5):
         return F.layer_norm(x.double(), (x.size(-1),), gamma.double(), beta.double(), eps)
 
-    return _run_cases("check_layer_norm", fn, cases, reference,
-                      lambda got, exp: _tensor_problem(got, exp, atol=1e-4, rtol=1e-4), _LAYER_NORM_MISTAKES)
+    return run_cases("check_layer_norm", fn, cases, reference,
+                      lambda got, exp: tensor_problem(got, exp, atol=1e-4, rtol=1e-4), _LAYER_NORM_MISTAKES)
 
 
 # ---------------------------------------------------------------------- residual sublayer (LN placement)
@@ -87,21 +87,17 @@ def _sublayer_variant(x, sublayer, norm, norm_first, kind="right"):
     return norm(x + sublayer(x))
 
 
-def _mistake(kind):
-    return lambda x, sublayer, norm, norm_first: _sublayer_variant(x, sublayer, norm, norm_first, kind)
-
-
-_SUBLAYER_MISTAKES = [
+_SUBLAYER_MISTAKES = variant_mistakes(_sublayer_variant, [
     ("norm_first=True is pre-LN, x + f(LN(x)); norm_first=False is post-LN, LN(x + f(x)). "
-     "Yours does the other one.", _mistake("swapped")),
+     "Yours does the other one.", "swapped"),
     ("add the input x back: the residual path is the '+ x' that lets the signal and the gradient "
-     "skip the sublayer.", _mistake("no_residual")),
-    ("in pre-LN the residual path carries the raw x, not LN(x): return x + f(LN(x)).", _mistake("normed_residual")),
+     "skip the sublayer.", "no_residual"),
+    ("in pre-LN the residual path carries the raw x, not LN(x): return x + f(LN(x)).", "normed_residual"),
     ("pre-LN does not normalise the sum: return x + f(LN(x)), without a LayerNorm around it.",
-     _mistake("norm_after_too")),
+     "norm_after_too"),
     ("post-LN normalises the sum x + f(x), not only the sublayer's output: return LN(x + f(x)).",
-     _mistake("norm_sublayer_only")),
-]
+     "norm_sublayer_only"),
+])
 
 
 def _feed_forward_and_norm(D, g):
@@ -122,7 +118,7 @@ def check_residual_sublayer(fn) -> bool:
     x: (B, T, D); sublayer (a feed-forward network) and norm (a LayerNorm with learned-looking gamma
     and beta) are callables (B, T, D) -> (B, T, D).
     """
-    g = _generator(4)
+    g = case_generator(4)
     cases = []
     for label, shape, shift, norm_first in (("pre-LN, x (2, 3, 8)", (2, 3, 8), 0.0, True),
                                             ("post-LN, x (2, 3, 8)", (2, 3, 8), 0.0, False),
@@ -131,8 +127,8 @@ def check_residual_sublayer(fn) -> bool:
         x = torch.randn(*shape, generator=g) + shift
         sublayer, norm = _feed_forward_and_norm(shape[-1], g)
         cases.append(Case(label, (x, sublayer, norm, norm_first)))
-    return _run_cases("check_residual_sublayer", fn, cases, _sublayer_variant,
-                      lambda got, exp: _tensor_problem(got, exp, atol=1e-4, rtol=1e-4), _SUBLAYER_MISTAKES,
+    return run_cases("check_residual_sublayer", fn, cases, _sublayer_variant,
+                      lambda got, exp: tensor_problem(got, exp, atol=1e-4, rtol=1e-4), _SUBLAYER_MISTAKES,
                       fallback_hint="pre-LN: x + sublayer(norm(x)); post-LN: norm(x + sublayer(x)).")
 
 
@@ -185,24 +181,20 @@ def _teacher_forcing_problem(got, expected):
     return None
 
 
-def _tf_mistake(kind):
-    return lambda targets, bos_id, eos_id, pad_id: _teacher_forcing_variant(targets, bos_id, eos_id, pad_id, kind)
-
-
-_TEACHER_FORCING_MISTAKES = [
+_TEACHER_FORCING_MISTAKES = variant_mistakes(_teacher_forcing_variant, [
     ("the decoder input is the target shifted right, starting with bos; as it is, position i reads "
-     "the very token it is asked to predict and only learns to copy it.", _tf_mistake("no_shift")),
+     "the very token it is asked to predict and only learns to copy it.", "no_shift"),
     ("the labels are the decoder inputs shifted left by one (target + [eos]); equal inputs and labels "
-     "teach the model to copy its input.", _tf_mistake("labels_equal_inputs")),
+     "teach the model to copy its input.", "labels_equal_inputs"),
     ("end every label row with eos (labels = target + [eos]): without it the model never learns "
-     "when to stop.", _tf_mistake("no_eos")),
+     "when to stop.", "no_eos"),
     ("the decoder input stops before eos (inputs = [bos] + target): nothing is predicted after eos, "
-     "so inputs and labels both have len(target) + 1 positions.", _tf_mistake("eos_in_inputs")),
+     "so inputs and labels both have len(target) + 1 positions.", "eos_in_inputs"),
     ("return (decoder_inputs, labels) in this order: the inputs start with bos, the labels end with eos.",
-     _tf_mistake("swapped")),
+     "swapped"),
     ("pad on the right, after the tokens (pad_batch's default): with left padding the targets do not "
-     "start at position 0.", _tf_mistake("left_padding")),
-]
+     "start at position 0.", "left_padding"),
+])
 
 
 def check_teacher_forcing_targets(fn) -> bool:
@@ -217,7 +209,7 @@ def check_teacher_forcing_targets(fn) -> bool:
         Case("an empty target among others", ([[9, 9], [], [4]], 1, 2, 0)),
         Case("other special ids: bos=10, eos=11, pad=12", ([[3, 5], [7, 8, 9]], 10, 11, 12)),
     ]
-    return _run_cases("check_teacher_forcing_targets", fn, cases, _teacher_forcing_variant,
+    return run_cases("check_teacher_forcing_targets", fn, cases, _teacher_forcing_variant,
                       _teacher_forcing_problem, _TEACHER_FORCING_MISTAKES,
                       fallback_hint="decoder_inputs = [bos] + target, labels = target + [eos], padded on the "
                                     "right with pad_id; use the ids you are given.")

@@ -6,7 +6,7 @@ import torch
 
 from ..generate import top_p_filter
 from ..quantize import quantize_weight
-from ._core import Case, _generator, _run_cases, _tensor_problem
+from ._core import Case, case_generator, run_cases, tensor_problem
 
 
 # -------------------------------------------------------------------------------- KV-cache bytes
@@ -14,7 +14,8 @@ def _kv_bytes(n_layers, n_heads, d_head, n_tokens, batch_size, bytes_per_value):
     return 2 * n_layers * n_heads * d_head * n_tokens * batch_size * bytes_per_value
 
 
-def _number_problem(got, expected):
+def _byte_count_problem(got, expected):
+    """None if got is exactly the expected whole number of bytes (an int, a float or a one-element tensor)."""
     if isinstance(got, torch.Tensor) and got.numel() == 1:
         got = got.item()
     if isinstance(got, bool) or not isinstance(got, (int, float)):
@@ -51,7 +52,7 @@ def check_kv_cache_bytes(fn) -> bool:
         Case("32 layers, 32 heads, d_head 128, 4,096 tokens, batch 8, fp16", (32, 32, 128, 4096, 8, 2)),
         Case("1 layer, 1 head, d_head 4, 1 token, batch 1, int8", (1, 1, 4, 1, 1, 1)),
     ]
-    return _run_cases("check_kv_cache_bytes", fn, cases, _kv_bytes, _number_problem, _KV_MISTAKES,
+    return run_cases("check_kv_cache_bytes", fn, cases, _kv_bytes, _byte_count_problem, _KV_MISTAKES,
                       fallback_hint="2 (K and V) x layers x heads x d_head x tokens x batch x bytes per value.")
 
 
@@ -76,7 +77,7 @@ def _filter_problem(got, expected):
         return f"the token at index {at} is dropped but belongs to the nucleus"
     if (got[~keep] != float("-inf")).any():
         return "dropped tokens must get the logit -inf"
-    return _tensor_problem(got[keep], expected[keep].double(), "the kept logits")
+    return tensor_problem(got[keep], expected[keep].double(), "the kept logits")
 
 
 def _top_p_keep_below(logits, p):
@@ -122,7 +123,7 @@ _TOP_P_MISTAKES = [
 
 
 def _top_p_cases() -> list[Case]:
-    g = _generator(7)
+    g = case_generator(7)
     peaked = torch.tensor([0.5, 3.0, -1.0, 2.0, 0.0, -2.0])  # probabilities about 0.05, 0.64, 0.01, 0.24, ...
     return [
         Case("logits (6,), p=0.9", (peaked, 0.9)),
@@ -139,7 +140,7 @@ def check_top_p_filter(fn) -> bool:
 
     The nucleus is the smallest set of most likely tokens whose probabilities add up to at least p.
     """
-    return _run_cases("check_top_p_filter", fn, _top_p_cases(), top_p_filter, _filter_problem, _TOP_P_MISTAKES,
+    return run_cases("check_top_p_filter", fn, _top_p_cases(), top_p_filter, _filter_problem, _TOP_P_MISTAKES,
                       fallback_hint="sort the logits, softmax, cumsum; drop a token where cumsum - prob >= p; "
                                     "scatter the drop mask back and fill with -inf.")
 
@@ -196,7 +197,7 @@ def _int8_problem(got, expected):
         return "scale contains inf or nan: a row of zeros must not be divided by 0 (give it scale 1)"
     if (q[zero_rows] != 0).any():
         return "a row of zeros must quantise to zeros"
-    problem = _tensor_problem(scale[~zero_rows], scale_ref[~zero_rows].double(), "scale", atol=1e-8, rtol=1e-5)
+    problem = tensor_problem(scale[~zero_rows], scale_ref[~zero_rows].double(), "scale", atol=1e-8, rtol=1e-5)
     if problem:
         return problem
     off = (q.long() - q_ref.long()).abs()
@@ -207,7 +208,7 @@ def _int8_problem(got, expected):
 
 
 def _int8_cases() -> list[Case]:
-    g = _generator(11)
+    g = case_generator(11)
     rows_of_different_size = torch.randn(4, 6, generator=g) * torch.tensor([[0.01], [0.1], [1.0], [5.0]])
     with_zero_row = torch.randn(3, 5, generator=g)
     with_zero_row[1] = 0.0
@@ -224,5 +225,5 @@ def _int8_cases() -> list[Case]:
 def check_quantize_int8(fn) -> bool:
     """Check fn(w (out, in)) -> (q int8 (out, in), scale (out,)): symmetric per-row int8 quantisation,
     scale = max|row| / 127, q = round(w / scale), so that w is approximately q * scale."""
-    return _run_cases("check_quantize_int8", fn, _int8_cases(), _reference_int8, _int8_problem, _INT8_MISTAKES,
+    return run_cases("check_quantize_int8", fn, _int8_cases(), _reference_int8, _int8_problem, _INT8_MISTAKES,
                       fallback_hint="scale = w.abs().amax(dim=1) / 127; q = torch.round(w / scale[:, None]).to(torch.int8).")

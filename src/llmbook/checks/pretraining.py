@@ -7,7 +7,7 @@ import math
 import torch
 
 from ..train import TrainConfig, lr_at
-from ._core import Case, _call, _pass, _fail, _generator, _run_cases, _shape
+from ._core import Case, call_learner, case_generator, failed, passed, run_cases, shape_text
 
 
 # ----------------------------------------------------------------------------- MLM masking
@@ -20,7 +20,7 @@ def _mlm_batch(B: int = 400, T: int = 512) -> torch.Tensor:
     About 180,000 ordinary tokens: enough that any correct implementation lands more than four
     standard deviations inside every tolerance (e.g. the 80% share of ~27,000 selected tokens).
     """
-    g = _generator(5)
+    g = case_generator(5)
     ids = torch.randint(5, MLM_VOCAB, (B, T), generator=g)
     lengths = torch.randint(3 * T // 4, T + 1, (B,), generator=g)
     ids[:, 0] = 1  # [CLS]
@@ -36,11 +36,11 @@ def _mlm_call(fn, ids, p, seed, global_seed):
     Returns (True, (inputs, labels)) or (False, what went wrong), including an in-place edit of ids.
     """
     given = ids.clone()
-    case = Case(f"ids {_shape(ids)}, p={p}", (given, MLM_VOCAB, MLM_MASK_ID, list(MLM_SPECIALS), p,
+    case = Case(f"ids {shape_text(ids)}, p={p}", (given, MLM_VOCAB, MLM_MASK_ID, list(MLM_SPECIALS), p,
                                               torch.Generator().manual_seed(seed)))
     with torch.random.fork_rng(devices=[]):  # the learner's own global RNG state is left as it was
         torch.manual_seed(global_seed)
-        ok, result = _call(fn, case, copy=False)
+        ok, result = call_learner(fn, case, copy=False)
     if ok and not torch.equal(given, ids):
         return False, ("your function modified ids in place; build inputs from a copy (ids.clone()), "
                        "the caller still needs the original ids")
@@ -48,8 +48,8 @@ def _mlm_call(fn, ids, p, seed, global_seed):
                    and all(isinstance(t, torch.Tensor) for t in result)):
         return False, f"your function returned a {type(result).__name__}; expected a pair (inputs, labels) of tensors"
     if ok and not (result[0].shape == ids.shape and result[1].shape == ids.shape):
-        return False, (f"inputs and labels have shapes {_shape(result[0])} and {_shape(result[1])}; "
-                       f"both must have the shape of ids, {_shape(ids)}")
+        return False, (f"inputs and labels have shapes {shape_text(result[0])} and {shape_text(result[1])}; "
+                       f"both must have the shape of ids, {shape_text(ids)}")
     return ok, result
 
 
@@ -124,24 +124,24 @@ def check_mlm_mask(fn) -> bool:
     for s in MLM_SPECIALS:
         special |= ids == s
     for number, (p, seed) in enumerate(((0.15, 0), (0.3, 1)), start=1):
-        where = f"case {number} (ids {_shape(ids)}, vocab_size={MLM_VOCAB}, mask_id={MLM_MASK_ID}, " \
+        where = f"case {number} (ids {shape_text(ids)}, vocab_size={MLM_VOCAB}, mask_id={MLM_MASK_ID}, " \
                 f"special_ids={list(MLM_SPECIALS)}, p={p})"
         ok, result = _mlm_call(fn, ids, p, seed, global_seed=10)
         if not ok:
-            return _fail(name, where, result)
+            return failed(name, where, result)
         inputs, labels = (t.detach().cpu() for t in result)
         found = _mlm_label_problems(ids, inputs, labels, special) or \
             _mlm_rate_problems(ids, inputs, labels, special, p)
         if found:
-            return _fail(name, where, *found)
+            return failed(name, where, *found)
     # the same generator seed must give the same answer, whatever the global RNG does
     ok_a, first = _mlm_call(fn, ids, 0.15, seed=7, global_seed=11)
     ok_b, second = _mlm_call(fn, ids, 0.15, seed=7, global_seed=12)
     if ok_a and ok_b and not (torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])):
-        return _fail(name, "case 3 (the same generator seed twice)", "the two results differ",
+        return failed(name, "case 3 (the same generator seed twice)", "the two results differ",
                      "use the generator argument for every random draw (torch.rand(..., generator=generator)), "
                      "so that a seed reproduces the masking.")
-    return _pass(name, 3)
+    return passed(name, 3)
 
 
 # ------------------------------------------------------------------ warm-up + cosine learning rate
@@ -228,7 +228,7 @@ def check_lr_schedule(fn) -> bool:
 
     mistakes = [(hint, run(lambda step, *a, kind=kind: _lr_variant(step, *a, kind=kind)))
                 for hint, kind in _LR_MISTAKES]
-    return _run_cases("check_lr_schedule", run(fn), cases, _reference_lr, _lr_problem, mistakes,
+    return run_cases("check_lr_schedule", run(fn), cases, _reference_lr, _lr_problem, mistakes,
                       fallback_hint="compare with llmbook.train.lr_at(step, TrainConfig(steps=total_steps, "
                                     "lr=peak_lr, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio)).")
 
@@ -237,7 +237,7 @@ def check_lr_schedule(fn) -> bool:
 def _nsp_documents():
     """Twenty documents of unique sentences "d<doc>s<index>", of lengths 1 to 8 (some too short to start an
     IsNext pair), so that every sentence tells which document and place it comes from."""
-    g = _generator(6)
+    g = case_generator(6)
     lengths = [1] + torch.randint(2, 9, (19,), generator=g).tolist()
     return [[f"d{d}s{i}" for i in range(n)] for d, n in enumerate(lengths)]
 
@@ -245,7 +245,7 @@ def _nsp_documents():
 def _nsp_call(fn, documents, n, seed):
     """fn(documents, n, seed) on a copy; (True, list of triples) or (False, what is wrong)."""
     given = [list(doc) for doc in documents]
-    ok, result = _call(fn, Case("", (given, n, seed)), copy=False)
+    ok, result = call_learner(fn, Case("", (given, n, seed)), copy=False)
     if not ok:
         return False, result
     if given != documents:
@@ -329,19 +329,19 @@ def check_nsp_pairs(fn) -> bool:
     where = "case 1 (20 documents of 1 to 8 sentences, n=4000, seed=0)"
     ok, pairs = _nsp_call(fn, documents, 4000, 0)
     if not ok:
-        return _fail(name, where, pairs)
+        return failed(name, where, pairs)
     found = _nsp_problems(pairs, documents)
     if found:
-        return _fail(name, where, *found)
+        return failed(name, where, *found)
     ok_again, again = _nsp_call(fn, documents, 4000, 0)
     if ok_again and again != pairs:
-        return _fail(name, "case 2 (the same seed twice)", "the two lists differ",
+        return failed(name, "case 2 (the same seed twice)", "the two lists differ",
                      "draw every random choice from random.Random(seed), so that a seed reproduces the pairs.")
     ok_other, other = _nsp_call(fn, documents, 4000, 1)
     if ok_other and other == pairs:
-        return _fail(name, "case 3 (seed=1 after seed=0)", "the pairs are the same for both seeds",
+        return failed(name, "case 3 (seed=1 after seed=0)", "the pairs are the same for both seeds",
                      "use the seed argument (random.Random(seed)) instead of a fixed seed.")
     ok_small, small = _nsp_call(fn, documents[:3], 7, 5)
     if not ok_small:
-        return _fail(name, "case 4 (3 documents, n=7, seed=5)", small)
-    return _pass(name, 4)
+        return failed(name, "case 4 (3 documents, n=7, seed=5)", small)
+    return passed(name, 4)

@@ -6,7 +6,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ._core import Case, _as_tensor, _tensor_problem, _run_cases, _generator
+from ._core import Case, case_generator, run_cases, scalar_problem, tensor_problem
 
 
 # ------------------------------------------------------------------------------------ softmax
@@ -36,7 +36,7 @@ _SOFTMAX_MISTAKES = [
 
 def check_softmax(fn) -> bool:
     """Check fn(x, dim=-1) -> softmax of x along dim, numerically stable for large inputs."""
-    g = _generator(1)
+    g = case_generator(1)
     square = torch.randn(3, 3, generator=g)
     cases = [
         Case("x (5,), default dim", (torch.randn(5, generator=g),)),
@@ -48,21 +48,11 @@ def check_softmax(fn) -> bool:
         Case("x = [[1000, 1001], [0, 1]]: rows on different scales",
              (torch.tensor([[1000.0, 1001.0], [0.0, 1.0]]), -1)),
     ]
-    return _run_cases("check_softmax", fn, cases, lambda x, dim=-1: torch.softmax(x.double(), dim=dim),
-                      _tensor_problem, _SOFTMAX_MISTAKES)
+    return run_cases("check_softmax", fn, cases, lambda x, dim=-1: torch.softmax(x.double(), dim=dim),
+                      tensor_problem, _SOFTMAX_MISTAKES)
 
 
 # ------------------------------------------------------------------------------ cross-entropy
-def _scalar_problem(got, expected, what: str = "the result"):
-    """Like _tensor_problem for a one-number answer: accepts a float or a tensor of one element."""
-    value, problem = _as_tensor(got, what)
-    if problem:
-        return problem
-    if value.numel() != 1:
-        return f"{what} has shape {tuple(value.shape)}; expected a single number (shape ())"
-    return _tensor_problem(value.reshape(()), expected.reshape(()), what)
-
-
 _CROSS_ENTROPY_MISTAKES = [
     ("average over the N positions (mean), not the sum.",
      lambda logits, t: F.cross_entropy(logits.double(), t, reduction="sum")),
@@ -84,7 +74,7 @@ _CROSS_ENTROPY_MISTAKES = [
 
 def check_cross_entropy(fn) -> bool:
     """Check fn(logits (N, V), targets (N,)) -> the mean cross-entropy, a single number."""
-    g = _generator(3)
+    g = case_generator(3)
 
     def case(label, N, V, scale=1.0):
         return Case(label, (torch.randn(N, V, generator=g) * scale, torch.randint(V, (N,), generator=g)))
@@ -96,8 +86,8 @@ def check_cross_entropy(fn) -> bool:
         case("logits (6, 2): two classes", 6, 2),
         case("logits (8, 10) * 1000: large logits", 8, 10, scale=1000.0),
     ]
-    return _run_cases("check_cross_entropy", fn, cases, lambda logits, t: F.cross_entropy(logits.double(), t),
-                      _scalar_problem, _CROSS_ENTROPY_MISTAKES)
+    return run_cases("check_cross_entropy", fn, cases, lambda logits, t: F.cross_entropy(logits.double(), t),
+                      scalar_problem, _CROSS_ENTROPY_MISTAKES)
 
 
 # ---------------------------------------------------------------------------------- perplexity
@@ -118,7 +108,7 @@ _PERPLEXITY_MISTAKES = [
 def check_perplexity(fn) -> bool:
     """Check fn(log_probs (N,)) -> exp(-mean(log_probs)): log_probs are the natural-log
     probabilities the model gave each target token."""
-    g = _generator(4)
+    g = case_generator(4)
     random_lp = torch.log_softmax(torch.randn(12, 7, generator=g), -1)[:, 0]  # (12,) each <= 0
     cases = [
         Case("log_probs = log(1/10) * 5: uniform over 10 tokens (perplexity 10)", (torch.full((5,), math.log(0.1)),)),
@@ -127,5 +117,5 @@ def check_perplexity(fn) -> bool:
         Case("log_probs = [0, 0, 0]: certain predictions (perplexity 1)", (torch.zeros(3),)),
         Case("log_probs (4,) in float64", (torch.tensor([-0.1, -3.0, -0.5, -1.25], dtype=torch.float64),)),
     ]
-    return _run_cases("check_perplexity", fn, cases, lambda lp: torch.exp(-lp.double().mean()),
-                      _scalar_problem, _PERPLEXITY_MISTAKES)
+    return run_cases("check_perplexity", fn, cases, lambda lp: torch.exp(-lp.double().mean()),
+                      scalar_problem, _PERPLEXITY_MISTAKES)

@@ -6,9 +6,9 @@ import math
 
 import torch
 
-from ..experiments.scaling_laws import fit_power_law
 from ..precision import round_to
-from ._core import Case, _as_tensor, _generator, _run_cases, _tensor_problem
+from ..scaling_laws import compute_optimal, fit_power_law
+from ._core import Case, case_generator, pair_problem, run_cases, tensor_problem
 
 
 # ------------------------------------------------------------------------------ fp8 rounding
@@ -56,7 +56,7 @@ _FP8_MISTAKES = [
 
 
 def _fp8_cases() -> list[Case]:
-    g = _generator(8)
+    g = case_generator(8)
     ties = torch.tensor([1.0625, 1.1875, -1.3125, 2.0 ** -10, 3 * 2.0 ** -10, 9.0, 11.0, 13.0])
     return [
         Case("x = [1.0, 1.1, 0.3, -2.7, 100.0]", (torch.tensor([1.0, 1.1, 0.3, -2.7, 100.0]),)),
@@ -74,27 +74,12 @@ def _fp8_cases() -> list[Case]:
 def check_fp8_round(fn) -> bool:
     """Check fn(x) -> x rounded to the nearest fp8-e4m3 value (ties to even, saturating at +-448),
     same shape, as a float tensor."""
-    return _run_cases("check_fp8_round", fn, _fp8_cases(), lambda x: round_to(x, "fp8_e4m3"),
-                      lambda got, exp: _tensor_problem(got, exp, "the rounded tensor", atol=0.0, rtol=1e-6),
+    return run_cases("check_fp8_round", fn, _fp8_cases(), lambda x: round_to(x, "fp8_e4m3"),
+                      lambda got, exp: tensor_problem(got, exp, "the rounded tensor", atol=0.0, rtol=1e-6),
                       _FP8_MISTAKES, fallback_hint="compare with x.clamp(-448, 448).to(torch.float8_e4m3fn).float().")
 
 
 # ---------------------------------------------------------------------------- power-law fit
-def _pair_problem(got, expected):
-    """None if got = (a, alpha) matches expected; else what differs."""
-    if not isinstance(got, (tuple, list)) or len(got) != 2:
-        return f"return a pair (a, alpha); got a {type(got).__name__}"
-    for value, ref, name in zip(got, expected, ("a", "alpha")):
-        v, problem = _as_tensor(value, name)
-        if problem:
-            return problem
-        if v.numel() != 1:
-            return f"{name} has shape {tuple(v.shape)}; expected one number"
-        if not math.isclose(v.item(), ref, rel_tol=1e-3, abs_tol=1e-6):
-            return f"{name} is {v.item():.6g} but the reference gives {ref:.6g}"
-    return None
-
-
 def _log_fit(x, y):
     """(slope, intercept) of log y against log x."""
     lx, ly = torch.as_tensor(x, dtype=torch.float64).log(), torch.as_tensor(y, dtype=torch.float64).log()
@@ -121,7 +106,7 @@ _POWER_LAW_MISTAKES = [
 
 
 def _power_law_cases() -> list[Case]:
-    g = _generator(9)
+    g = case_generator(9)
     x = torch.tensor([1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6], dtype=torch.float64)
     noisy = 40.0 * x ** -0.3 * torch.exp(0.05 * torch.randn(7, generator=g, dtype=torch.float64))
     return [
@@ -135,32 +120,13 @@ def _power_law_cases() -> list[Case]:
 
 def check_power_law_fit(fn) -> bool:
     """Check fn(x, y) -> (a, alpha) with y ~ a * x^(-alpha), least squares of log y on log x."""
-    return _run_cases("check_power_law_fit", fn, _power_law_cases(), fit_power_law, _pair_problem,
+    return run_cases("check_power_law_fit", fn, _power_law_cases(), fit_power_law,
+                      lambda got, exp: pair_problem(got, exp, ("a", "alpha"), rel_tol=1e-3, abs_tol=1e-6),
                       _POWER_LAW_MISTAKES,
                       fallback_hint="fit a straight line to (log x, log y); alpha = -slope, a = exp(intercept).")
 
 
 # ------------------------------------------------------------------------- compute-optimal split
-def compute_optimal(C, tokens_per_param=20.0, flops_per_param_token=6.0):
-    """(N, D) with flops_per_param_token * N * D = C and D = tokens_per_param * N."""
-    n = math.sqrt(C / (flops_per_param_token * tokens_per_param))
-    return n, tokens_per_param * n
-
-
-def _nd_problem(got, expected):
-    if not isinstance(got, (tuple, list)) or len(got) != 2:
-        return f"return a pair (N, D); got a {type(got).__name__}"
-    for value, ref, name in zip(got, expected, ("N", "D")):
-        v, problem = _as_tensor(value, name)
-        if problem:
-            return problem
-        if v.numel() != 1:
-            return f"{name} has shape {tuple(v.shape)}; expected one number"
-        if not math.isclose(v.item(), ref, rel_tol=1e-4):
-            return f"{name} = {v.item():.4g} but the reference gives {ref:.4g}"
-    return None
-
-
 _COMPUTE_MISTAKES = [
     ("training costs 6 N D FLOPs (2 N D forward, 4 N D backward); you used 2 N D, the forward pass only.",
      lambda C, r=20.0: compute_optimal(C, r, 2.0)),
@@ -182,8 +148,8 @@ def check_compute_optimal(fn) -> bool:
         Case("C = 1e15, tokens_per_param=10", (1e15, 10.0)),
         Case("C = 3.15e23, tokens_per_param=1.7 (GPT-3's ratio)", (3.15e23,), {"tokens_per_param": 1.7}),
     ]
-    return _run_cases("check_compute_optimal", fn, cases,
+    return run_cases("check_compute_optimal", fn, cases,
                       lambda C, tokens_per_param=20.0: compute_optimal(C, tokens_per_param),
-                      _nd_problem, [(h, (lambda w: lambda C, tokens_per_param=20.0: w(C, tokens_per_param))(w))
+                      lambda got, exp: pair_problem(got, exp, ("N", "D"), rel_tol=1e-4), [(h, (lambda w: lambda C, tokens_per_param=20.0: w(C, tokens_per_param))(w))
                                     for h, w in _COMPUTE_MISTAKES],
                       fallback_hint="solve 6 N D = C together with D = tokens_per_param * N.")

@@ -4,15 +4,21 @@ Each experiment is a module with a ``run(...)`` function returning plain data an
 runs the full version and saves it: ``python -m llmbook.experiments.<name>`` writes
 ``results/<name>.json`` inside this package, so the result travels with the package (to Colab, to
 an offline classroom) and a chapter reads it with ``load_results("<name>")`` while it runs a reduced
-version of the same experiment live. A small trained model an experiment ships is saved beside it
+version of the same experiment live. Every ``main()`` calls ``run_and_save``, so every result file
+records its run's time the same way: ``settings["wall_seconds"]`` (wall clock) and
+``settings["cpu_seconds"]`` (CPU time of the process), and a timed part of a run uses the same two keys. A small trained model an experiment ships is saved beside it
 with ``llmbook.train.save_checkpoint(checkpoint_path("<name>"), model)`` and read back with
 ``llmbook.train.load_checkpoint`` (plain data, ``weights_only=True``).
 """
 from __future__ import annotations
 
 import json
+import time
 from importlib import resources
 from pathlib import Path
+from typing import Callable
+
+import torch
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -41,3 +47,21 @@ def load_results(name: str) -> dict:
         raise FileNotFoundError(f"no saved results for experiment {name!r} (available: {available}); "
                                 f"run `python -m llmbook.experiments.{name}` to produce them")
     return json.loads(resource.read_text(encoding="utf-8"))
+
+
+def run_and_save(name: str, run: Callable[..., dict], **full) -> dict:
+    """The full run of experiment `name`: run(**full) on one CPU thread, timed, saved as results/<name>.json.
+
+    The run's wall-clock and CPU seconds go to data["settings"]["wall_seconds"] and
+    data["settings"]["cpu_seconds"] (CPU time leaves out the time spent waiting while other programs
+    use the core). Returns the saved data.
+    """
+    torch.set_num_threads(1)  # the models are small: one thread is fastest and gives steady times
+    start, cpu_start = time.perf_counter(), time.process_time()
+    data = run(**full)
+    settings = data.setdefault("settings", {})
+    settings["wall_seconds"] = round(time.perf_counter() - start, 1)
+    settings["cpu_seconds"] = round(time.process_time() - cpu_start, 1)
+    path = save_results(name, data)
+    print(f"saved {path} after {settings['wall_seconds']:.0f} s ({settings['cpu_seconds']:.0f} s of CPU time)")
+    return data

@@ -14,18 +14,18 @@ seed-0 models pretrained with MLM + NSP and with MLM alone (results/bert_pretrai
 """
 from __future__ import annotations
 
-import time
-
 import torch
 
 from ..data import agreement_task, mask_tokens, nsp_pairs, pad_batch, parse_toy_sentence, toy_grammar_corpus
 from ..models import BERT, BERTConfig
 from ..tokenizers import BPETokenizer
-from ..train import TrainConfig, train
+from ..train import TrainConfig, save_checkpoint, train
+from . import checkpoint_path, run_and_save
 
 SPECIALS = ["[PAD]", "[CLS]", "[SEP]", "[MASK]"]
 OBJECTIVES = ("mlm+nsp", "mlm")
 MAX_LEN = 40  # [CLS] A [SEP] B [SEP]: the longest toy sentence has 16 tokens
+FULL = dict(seeds=(0, 1, 2), finetune_seeds=(0, 1, 2, 3))
 TOKENIZER_TEXT = dict(n_sentences=3000, seed=0)  # the GPT's training text in chapter 5 trains the tokenizer
 
 
@@ -212,11 +212,10 @@ def run(seeds=(0,), finetune_seeds=(0,), pretrain_steps: int = 2000, finetune_st
     Returns plain data: {"settings"; "histories": {objective: {"loss" per step (rounded), "evals",
     "tokens"}} and "nsp_probe" (nsp_predictions of the MLM + NSP model) for the first seed;
     "downstream": {"mlm+nsp" | "mlm": [[accuracy per fine-tuning seed] per pretraining seed],
-    "scratch": [[accuracy per fine-tuning seed]]}; "seconds"}. With keep_models, the first seed's
+    "scratch": [[accuracy per fine-tuning seed]]}}. With keep_models, the first seed's
     pretrained models are returned too, under "models" (not plain data).
     """
     tokenizer = make_tokenizer()
-    start = time.perf_counter()
     out = {"settings": {"seeds": list(seeds), "finetune_seeds": list(finetune_seeds), "pretrain_steps": pretrain_steps,
                         "finetune_steps": finetune_steps, "n_train": n_train, **pretrain_options},
            "histories": {}, "downstream": {name: [] for name in (*OBJECTIVES, "scratch")}}
@@ -237,23 +236,22 @@ def run(seeds=(0,), finetune_seeds=(0,), pretrain_steps: int = 2000, finetune_st
                     out["nsp_probe"] = nsp_predictions(model, tokenizer)
             out["downstream"][objective].append(finetuned(model))
     out["downstream"]["scratch"].append(finetuned(None))
-    out["seconds"] = time.perf_counter() - start
     if keep_models:
         out["models"] = models
     return out
 
 
-def main() -> None:
-    from . import checkpoint_path, save_results
-    from ..train import save_checkpoint
-
-    torch.set_num_threads(1)
-    data = run(seeds=(0, 1, 2), finetune_seeds=(0, 1, 2, 3), keep_models=True)
-    models = data.pop("models")
-    for objective, model in models.items():
+def run_and_keep_models(**options) -> dict:
+    """run(**options), with the first seed's pretrained models saved beside the results."""
+    data = run(**options, keep_models=True)
+    for objective, model in data.pop("models").items():
         save_checkpoint(checkpoint_path(f"bert_pretraining_{objective.replace('+', '_')}"), model,
                         objective=objective, merges=[list(m) for m in make_tokenizer().merges], specials=SPECIALS)
-    print(save_results("bert_pretraining", data), f"in {data['seconds']:.0f} s")
+    return data
+
+
+def main() -> None:
+    data = run_and_save("bert_pretraining", run_and_keep_models, **FULL)
     for name, per_seed in data["downstream"].items():
         print(f"{name:>8}: agreement accuracy {per_seed}")
 

@@ -5,7 +5,8 @@
 Every model sees the same problems in the same order ("042+517=0559" and a newline: numbers written
 with a fixed number of digits, so that digit k of every number sits at the same position), is trained
 with the loss on the answer only, and is evaluated every ``eval_every`` steps on the same held-out
-problems with three metrics computed from one teacher-forced forward pass (``answer_metrics``):
+problems with three metrics computed from one teacher-forced forward pass
+(``llmbook.metrics.answer_metrics``):
 
 - ``exact_match``: the fraction of problems whose whole answer (digits and the closing newline) is
   right at every position. It equals the accuracy of greedy decoding: greedy decoding writes the
@@ -24,10 +25,11 @@ import time
 import torch
 
 from ..data import addition_task
+from ..metrics import answer_metrics
 from ..models import GPT, GPTConfig
 from ..tokenizers import CharTokenizer
 from ..train import TrainConfig, train
-from . import save_results
+from . import run_and_save
 
 ALPHABET = "0123456789+=\n"
 N_DIGITS = 3
@@ -76,30 +78,6 @@ def encode_problems(lines: list[str], n_digits: int = N_DIGITS) -> tuple[torch.T
     inputs, targets = ids[:, :-1], ids[:, 1:].clone()
     targets[:, : answer_start(n_digits) - 1] = -100  # the question cannot be predicted
     return inputs, targets
-
-
-def answer_metrics(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-    """Exact match, per-token accuracy and mean log-likelihood of the answer, from one forward pass,
-    and the accuracy at each scored position (a list, in order: for addition, digit by digit).
-
-    logits: (N, T, V); targets: (N, T) with -100 where no prediction is scored. Raises ValueError
-    for mismatched shapes or a row without any scored position.
-    """
-    if logits.shape[:2] != targets.shape:
-        raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} disagree on (N, T)")
-    scored = targets != -100  # (N, T)
-    if not scored.any(-1).all():
-        raise ValueError("every row needs at least one scored position (a target that is not -100)")
-    log_probs = logits.float().log_softmax(-1)  # (N, T, V)
-    token_log_prob = log_probs.gather(-1, targets.clamp(min=0)[..., None])[..., 0]  # (N, T)
-    correct = (logits.argmax(-1) == targets) & scored
-    columns = scored.any(0)  # the positions scored in at least one row
-    return {
-        "exact_match": (correct | ~scored).all(-1).double().mean().item(),
-        "token_accuracy": (correct.sum() / scored.sum()).item(),
-        "answer_log_likelihood": (token_log_prob * scored).sum(-1).double().mean().item(),
-        "position_accuracy": (correct.sum(0)[columns] / scored.sum(0)[columns]).tolist(),
-    }
 
 
 def model_config(n_layers: int, d_model: int, n_digits: int = N_DIGITS) -> GPTConfig:
@@ -153,7 +131,7 @@ def train_adder(n_layers: int, d_model: int, steps: int, eval_every: int = 50, n
 def run(sizes, steps: int, eval_every: int = 50, n_test: int = 1000, n_train: int = 100_000, seed: int = 0,
         progress: bool = False, device: str | None = "cpu") -> dict:
     """Train one GPT per (n_layers, d_model) in sizes on the same addition problems; return plain data:
-    {"settings": {...}, "runs": [{n_layers, d_model, params, seconds, step, exact_match,
+    {"settings": {...}, "runs": [{n_layers, d_model, params, wall_seconds, step, exact_match,
     token_accuracy, answer_log_likelihood, position_accuracy}, ...]} with the metric lists aligned
     with step (position_accuracy holds one list of n_digits + 2 accuracies per evaluation).
     Raises ValueError for an empty sizes list or steps < 1.
@@ -167,7 +145,7 @@ def run(sizes, steps: int, eval_every: int = 50, n_test: int = 1000, n_train: in
         model, record = train_adder(n_layers, d_model, steps, eval_every, n_test, n_train, seed, device, data)
         seconds = time.perf_counter() - start
         runs.append({"n_layers": n_layers, "d_model": d_model, "params": model.num_parameters(),
-                     "seconds": round(seconds, 1), **record})
+                     "wall_seconds": round(seconds, 1), **record})
         if progress:
             print(f"n_layers={n_layers} d_model={d_model:3d}  params={runs[-1]['params']:>7,}  "
                   f"exact match {record['exact_match'][-1]:.3f}  token accuracy {record['token_accuracy'][-1]:.3f}"
@@ -179,11 +157,7 @@ def run(sizes, steps: int, eval_every: int = 50, n_test: int = 1000, n_train: in
 
 
 def main() -> None:
-    torch.set_num_threads(1)
-    start = time.perf_counter()
-    data = run(**FULL, progress=True)
-    data["settings"]["total_seconds"] = round(time.perf_counter() - start, 1)
-    print(f"saved {save_results('emergence', data)} after {data['settings']['total_seconds']:.0f} s")
+    run_and_save("emergence", run, **FULL, progress=True)
 
 
 if __name__ == "__main__":

@@ -24,25 +24,17 @@ import time
 import torch
 
 from ..models import GPT, GPTConfig
+from ..prompts import ARROW, SEP, few_shot_prompt
 from ..tokenizers import CharTokenizer
-from ..train import TrainConfig, train
-from . import checkpoint_path, save_results
+from ..train import TrainConfig, save_checkpoint, train
+from . import checkpoint_path, run_and_save
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
-ARROW, SEP, BOS = ">", " ", "<bos>"
+BOS = "<bos>"
 N_INPUTS = 4  # input letters per mapping
 K_TRAIN = 8  # examples per training prompt
 SHOTS = (0, 1, 2, 4, 8)
 FULL = dict(steps=2000, batch_size=64, seeds=(0, 1, 2))
-
-
-def few_shot_prompt(examples, query: str) -> str:
-    """The prompt for `query` after `examples` [(x, y), ...]: "x1>y1 x2>y2 query>".
-
-    The examples come in order, each written "x>y", separated by single spaces; the prompt ends with
-    the query and its arrow, where the model writes the answer.
-    """
-    return "".join(f"{x}{ARROW}{y}{SEP}" for x, y in examples) + f"{query}{ARROW}"
 
 
 def tokenizer() -> CharTokenizer:
@@ -159,19 +151,21 @@ def run(steps: int = 300, batch_size: int = 64, seed: int = 0, n_eval: int = 500
     return train_and_measure(steps, batch_size, seed, n_eval, progress)[1]
 
 
-def main() -> None:
-    """The full run: FULL["seeds"] models; saves every run's results and the first seed's model."""
-    from ..train import save_checkpoint
-
-    torch.set_num_threads(1)
+def run_seeds(steps: int, batch_size: int, seeds) -> dict:
+    """One model per seed, measured as in run; the first seed's model is saved beside the results.
+    Returns {"settings": {"steps", "batch_size", "seeds"}, "runs": [one run() result per seed]}."""
     runs = []
-    for seed in FULL["seeds"]:
-        model, results = train_and_measure(FULL["steps"], FULL["batch_size"], seed, progress=True)
-        if seed == FULL["seeds"][0]:
+    for seed in seeds:
+        model, results = train_and_measure(steps, batch_size, seed, progress=True)
+        if seed == seeds[0]:
             save_checkpoint(checkpoint_path("in_context"), model)
         runs.append(results)
         print({k: v for k, v in results.items() if k != "loss"})
-    save_results("in_context", {"runs": runs})
+    return {"settings": {"steps": steps, "batch_size": batch_size, "seeds": list(seeds)}, "runs": runs}
+
+
+def main() -> None:
+    run_and_save("in_context", run_seeds, **FULL)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ changes from sequence to sequence, no fixed positional offset solves the task.
 
 Every ``eval_every`` steps the run records, on held-out sequences of period 16: the mean loss on the
 first period and on the rest, the largest induction score of the last layer's heads and the largest
-previous-token score of layer 0's heads (``induction_scores``, ``previous_token_scores``).
+previous-token score of layer 0's heads (``llmbook.attention_patterns``).
 """
 from __future__ import annotations
 
@@ -21,10 +21,11 @@ import time
 import torch
 import torch.nn.functional as F
 
+from ..attention_patterns import induction_scores, previous_token_scores
 from ..models import GPT, GPTConfig
 from ..tokenizers import CharTokenizer
 from ..train import TrainConfig, train
-from . import save_results
+from . import run_and_save
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 SEQ_LEN, PERIODS, EVAL_PERIOD = 32, (4, 16), 16
@@ -61,39 +62,6 @@ def attention_only_config(n_layers: int, d_model: int = 64, n_heads: int = 2, se
     the induction head forms much later."""
     return GPTConfig(vocab_size=len(LETTERS), block_size=seq_len, n_layers=n_layers, n_heads=n_heads,
                      d_model=d_model, d_ff=0, bias=False, tie_weights=False)
-
-
-def _query_key_offsets(weights: torch.Tensor, period: int, offset: int) -> torch.Tensor:
-    """Mean of weights[..., i, i - offset] over the queries i = period .. T-1, where the sequence repeats."""
-    if weights.dim() < 2 or weights.size(-2) != weights.size(-1):
-        raise ValueError(f"weights must have shape (..., T, T), got {tuple(weights.shape)}")
-    T = weights.size(-1)
-    if not 1 <= period < T:
-        raise ValueError(f"period={period} must lie in [1, T-1] for T={T}: there must be a repeated part")
-    queries = torch.arange(period, T)
-    return weights[..., queries, queries - offset].mean(-1)
-
-
-def induction_scores(weights: torch.Tensor, period: int) -> torch.Tensor:
-    """Induction score of attention weights (..., T, T) on a sequence that repeats with this period.
-
-    For each query i in the repeated part (i >= period) the earlier copy of token i sits at
-    i - period, and the token after it at i - period + 1: that token is the one to predict next.
-    The score is the mean weight on it, over i = period .. T-1; shape (...) (e.g. one per head).
-    """
-    return _query_key_offsets(weights, period, period - 1)
-
-
-def previous_token_scores(weights: torch.Tensor) -> torch.Tensor:
-    """Mean weight of each query i >= 1 on key i - 1, for weights (..., T, T); shape (...)."""
-    return _query_key_offsets(weights, 1, 1)
-
-
-def loss_by_position(model: GPT, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy (nats) of the next-token prediction at each position, averaged over the batch: (T,)."""
-    with torch.no_grad():
-        logits = model(x).logits  # (B, T, V)
-    return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(0)
 
 
 def eval_batch(n: int = 256, seed: int = 123):
@@ -153,7 +121,7 @@ def phase_change_step(record: dict, threshold: float = 0.5) -> int | None:
 def run(n_layers=(1, 2), seeds=(0,), steps: int = 300, eval_every: int = 20, progress: bool = False,
         device: str | None = "cpu") -> dict:
     """Train one attention-only GPT per (depth, seed); return plain data {"settings", "runs": [{n_layers,
-    seed, params, seconds, phase_change_step, step, loss_first_period, loss_repeated, induction_score,
+    seed, params, wall_seconds, phase_change_step, step, loss_first_period, loss_repeated, induction_score,
     previous_token_score}, ...]}. Raises ValueError for an empty n_layers or seeds."""
     if not n_layers or not seeds:
         raise ValueError(f"n_layers={n_layers} and seeds={seeds} must not be empty")
@@ -164,7 +132,7 @@ def run(n_layers=(1, 2), seeds=(0,), steps: int = 300, eval_every: int = 20, pro
             model, record = train_attention_only(depth, steps, eval_every, seed, device=device)
             seconds = time.perf_counter() - start
             runs.append({"n_layers": depth, "seed": seed, "params": model.num_parameters(),
-                         "seconds": round(seconds, 1), "phase_change_step": phase_change_step(record), **record})
+                         "wall_seconds": round(seconds, 1), "phase_change_step": phase_change_step(record), **record})
             if progress:
                 print(f"n_layers={depth} seed={seed}  loss on the repeated part {record['loss_repeated'][-1]:.3f}"
                       f"  induction score {record['induction_score'][-1]:.3f}"
@@ -175,11 +143,7 @@ def run(n_layers=(1, 2), seeds=(0,), steps: int = 300, eval_every: int = 20, pro
 
 
 def main() -> None:
-    torch.set_num_threads(1)
-    start = time.perf_counter()
-    data = run(**FULL, progress=True)
-    data["settings"]["total_seconds"] = round(time.perf_counter() - start, 1)
-    print(f"saved {save_results('induction_heads', data)} after {data['settings']['total_seconds']:.0f} s")
+    run_and_save("induction_heads", run, **FULL, progress=True)
 
 
 if __name__ == "__main__":

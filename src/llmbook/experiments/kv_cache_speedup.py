@@ -10,14 +10,13 @@ is what chapter 7 calls live on its own trained model at lengths up to 255.
 """
 from __future__ import annotations
 
-import time
 
 import torch
 
 from ..generate import generate
 from ..models import GPT, GPTConfig
-from . import save_results
-from .speculative_decoding import cpu_seconds
+from ..timing import cpu_seconds
+from . import run_and_save
 
 FULL = dict(n_layers=4, d_model=128, n_heads=4, block_size=1024, lengths=[16, 32, 64, 128, 256, 512, 1023],
             repeats=3)
@@ -54,13 +53,8 @@ def run(n_layers: int = 2, d_model: int = 64, n_heads: int = 4, block_size: int 
 
 
 def main() -> None:
-    torch.set_num_threads(1)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    data = run(**FULL)
-    data["settings"]["seconds"] = round(time.perf_counter() - start)  # wall clock
-    data["settings"]["cpu_seconds"] = round(time.process_time() - cpu_start)
-    path = save_results("kv_cache_speedup", data)
-    print(f"speed-ups {data['speedup']} at lengths {data['lengths']} in {data['settings']['seconds']} s -> {path}")
+    data = run_and_save("kv_cache_speedup", run, **FULL)
+    print(f"speed-ups {data['speedup']} at lengths {data['lengths']}")
 
 
 if __name__ == "__main__":

@@ -11,16 +11,14 @@ the whole grid from ``results/ln_placement.json``.
 """
 from __future__ import annotations
 
-import time
-
 import torch
 
 from ..data import BOS_ID, EOS_ID, reverse_task
 from ..models import Seq2Seq, Seq2SeqConfig
 from ..train import TrainConfig, train
-from . import save_results
+from . import run_and_save
 
-FULL = dict(lrs=[1e-3, 2e-3, 5e-3, 1e-2, 2e-2], seeds=[0, 1, 2])
+FULL = dict(lrs=[1e-3, 2e-3, 5e-3, 1e-2, 2e-2], seeds=[0, 1, 2], grad_norms=False)  # the chapter plots the losses only
 SEQ_LEN, VOCAB = 8, 16  # reverse 8 tokens drawn from 13 content ids (0, 1, 2 are pad, bos, eos)
 PLACEMENTS = {"post-LN": False, "pre-LN": True}  # name -> norm_first
 
@@ -52,11 +50,12 @@ def run_one(norm_first: bool, warmup_steps: int, lr: float, seed: int = 0, steps
 
 
 def run(lrs=(1e-2,), seeds=(0,), steps: int = 100, warmup: int = 20, n_layers: int = 3, d_model: int = 32,
-        batch_size: int = 32) -> dict:
+        batch_size: int = 32, grad_norms: bool = True) -> dict:
     """The grid: one entry per (placement, warm-up, lr, seed) in data["runs"], with its loss curve.
 
     Returns {"settings": {...}, "runs": [{"placement", "warmup_steps", "lr", "seed", "loss",
-    "grad_norm", "final_loss"}, ...]}; final_loss is the mean loss of the last 10 steps.
+    "grad_norm", "final_loss"}, ...]}; final_loss is the mean loss of the last 10 steps. With
+    grad_norms=False the runs leave out "grad_norm" (half the size of the result file).
     """
     runs = []
     for lr in lrs:
@@ -65,6 +64,8 @@ def run(lrs=(1e-2,), seeds=(0,), steps: int = 100, warmup: int = 20, n_layers: i
                 for warmup_steps in (0, warmup):
                     out = run_one(norm_first, warmup_steps, lr, seed, steps, n_layers, d_model, batch_size)
                     tail = out["loss"][-10:]
+                    if not grad_norms:
+                        del out["grad_norm"]
                     runs.append({"placement": placement, "warmup_steps": warmup_steps, "lr": lr, "seed": seed,
                                  **out, "final_loss": round(sum(tail) / len(tail), 4)})
     settings = dict(steps=steps, warmup=warmup, n_layers=n_layers, d_model=d_model, batch_size=batch_size,
@@ -73,14 +74,7 @@ def run(lrs=(1e-2,), seeds=(0,), steps: int = 100, warmup: int = 20, n_layers: i
 
 
 def main() -> None:
-    torch.set_num_threads(1)
-    start = time.perf_counter()
-    data = run(**FULL)
-    for r in data["runs"]:
-        del r["grad_norm"]  # the chapter plots the losses only; this halves the file
-    data["settings"]["seconds"] = round(time.perf_counter() - start)
-    path = save_results("ln_placement", data)
-    print(f"{len(data['runs'])} runs in {data['settings']['seconds']} s -> {path}")
+    run_and_save("ln_placement", run, **FULL)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,11 @@ every step is a fair end point) that depends on the width only, and at least ``s
 every ``eval_every`` steps with the number of tokens seen D, the non-embedding parameter count N, and
 the FLOPs of a step as PyTorch counts them (``torch.utils.flop_counter.FlopCounterMode``).
 
-``fit_power_law`` fits y = a x^(-alpha) by least squares on log-log axes; ``fit_power_law_with_floor``
-fits y = E + a x^(-alpha), where E is the loss no model size removes; ``compute_frontier`` finds, for
-each compute budget, the model size with the lowest loss; ``isoflop_profiles`` and ``isoflop_optimum``
-find the best size for a budget from the losses of all sizes at that budget (Hoffmann et al.'s
-"IsoFLOP profiles").
+The analysis of its results lives here where it reads the runs' records: ``compute_frontier`` finds,
+for each compute budget, the model size with the lowest loss; ``isoflop_profiles`` gathers the losses
+of all sizes at one budget (Hoffmann et al.'s "IsoFLOP profiles"). The fits and FLOP counts that do
+not depend on this experiment (``fit_power_law``, ``fit_power_law_with_floor``, ``isoflop_optimum``,
+``training_flops_per_step``) live in ``llmbook.scaling_laws``.
 """
 from __future__ import annotations
 
@@ -25,9 +25,10 @@ import torch
 
 from ..data import lm_batch, toy_grammar_corpus
 from ..models import GPT, GPTConfig
+from ..scaling_laws import training_flops_per_step
 from ..tokenizers import CharTokenizer
 from ..train import TrainConfig, train
-from . import save_results
+from . import run_and_save
 
 # (n_layers, d_model) of the full run: about 900 to 800,000 non-embedding parameters. Every size trains
 # 600 steps (614,400 tokens) or, for the small ones, until it has spent 1e11 FLOPs (6 N D).
@@ -57,19 +58,6 @@ def corpus(n_sentences: int = 30_000, seed: int = 0):
     return encode(train_text), encode(valid_text), tokenizer.vocab_size
 
 
-def training_flops_per_step(model: GPT, batch_size: int, block_size: int) -> int:
-    """FLOPs of one forward and backward pass on a (batch_size, block_size) batch, as PyTorch counts
-    them: matrix products, attention included (elementwise work is not counted). The pass uses the
-    explicit attention path (return_attention=True), whose matrix products the counter sees."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    x = torch.zeros(batch_size, block_size, dtype=torch.long)
-    with FlopCounterMode(display=False) as counter:
-        model(x, targets=x, return_attention=True).loss.backward()
-    model.zero_grad(set_to_none=True)
-    return int(counter.get_total_flops())
-
-
 @torch.no_grad()
 def _eval_loss(model, batches) -> float:
     device = next(model.parameters()).device
@@ -95,7 +83,7 @@ def run(sizes, steps: int, eval_every: int = 50, n_sentences: int = 30_000, n_ev
     cuda or mps when there is one).
     Returns {"settings": {...}, "runs": [one dict per size with n_layers, d_model, params,
     non_embedding_params, lr, flops_per_step, step, tokens, eval_loss, train_loss (lists aligned
-    with step), seconds]}. Raises ValueError for an empty sizes list or steps < 1.
+    with step), wall_seconds]}. Raises ValueError for an empty sizes list or steps < 1.
     """
     if not sizes:
         raise ValueError("sizes is empty: give at least one (n_layers, d_model)")
@@ -133,7 +121,7 @@ def run(sizes, steps: int, eval_every: int = 50, n_sentences: int = 30_000, n_ev
         runs.append({"n_layers": n_layers, "d_model": d_model, "params": model.num_parameters(),
                      "non_embedding_params": model.num_parameters(non_embedding=True),
                      "lr": learning_rate(d_model), "flops_per_step": flops_per_step,
-                     "seconds": round(seconds, 1), **record})
+                     "wall_seconds": round(seconds, 1), **record})
         if progress:
             print(f"n_layers={n_layers} d_model={d_model:4d}  N={runs[-1]['non_embedding_params']:>8,}  "
                   f"eval loss {record['eval_loss'][-1]:.3f}  {seconds:.0f} s", flush=True)
@@ -141,39 +129,6 @@ def run(sizes, steps: int, eval_every: int = 50, n_sentences: int = 30_000, n_ev
                 "compute_budget": compute_budget, "max_steps": max_steps, "n_sentences": n_sentences,
                 "vocab_size": vocab_size, "seed": seed, "train_tokens_available": len(train_ids)}
     return {"settings": settings, "runs": runs}
-
-
-# ------------------------------------------------------------------------------------ fitting
-def fit_power_law(x, y) -> tuple[float, float]:
-    """(a, alpha) of y = a * x^(-alpha), by least squares of log y on log x.
-
-    Raises ValueError unless x and y are equally long (at least 2) and positive.
-    """
-    x, y = torch.as_tensor(x, dtype=torch.float64).flatten(), torch.as_tensor(y, dtype=torch.float64).flatten()
-    if x.numel() != y.numel() or x.numel() < 2:
-        raise ValueError(f"need x and y of equal length >= 2, got {x.numel()} and {y.numel()}")
-    if (x <= 0).any() or (y <= 0).any():
-        raise ValueError("a power law needs positive x and y (it is fitted on log-log axes)")
-    lx, ly = x.log(), y.log()
-    slope = ((lx - lx.mean()) * (ly - ly.mean())).sum() / ((lx - lx.mean()) ** 2).sum()
-    intercept = ly.mean() - slope * lx.mean()
-    return math.exp(intercept.item()), -slope.item()
-
-
-def fit_power_law_with_floor(x, y, n_grid: int = 400) -> tuple[float, float, float]:
-    """(E, a, alpha) of y = E + a * x^(-alpha), E in [0, min y): a grid over E, each E fitted by
-    fit_power_law on y - E; the E with the smallest squared error in log y wins. Needs >= 3 points."""
-    y = torch.as_tensor(y, dtype=torch.float64).flatten()
-    if y.numel() < 3:
-        raise ValueError(f"fitting a floor needs at least 3 points, got {y.numel()}")
-    best = None
-    for E in torch.linspace(0.0, y.min().item(), n_grid + 1)[:-1].tolist():
-        a, alpha = fit_power_law(x, y - E)
-        pred = E + a * torch.as_tensor(x, dtype=torch.float64).flatten() ** (-alpha)
-        err = ((pred.log() - y.log()) ** 2).sum().item()
-        if best is None or err < best[0]:
-            best = (err, E, a, alpha)
-    return best[1], best[2], best[3]
 
 
 def compute_frontier(runs, budgets, flops_key: str = "flops_6nd"):
@@ -185,18 +140,8 @@ def compute_frontier(runs, budgets, flops_key: str = "flops_6nd"):
     """
     best_loss, best_n = [], []
     for C in budgets:
-        candidates = []
-        for r in runs:
-            flops = run_flops(r)[flops_key]
-            if not flops[0] <= C <= flops[-1]:
-                continue
-            lc = math.log(C)
-            for i in range(len(flops) - 1):
-                if flops[i] <= C <= flops[i + 1]:
-                    t = (lc - math.log(flops[i])) / (math.log(flops[i + 1]) - math.log(flops[i]))
-                    candidates.append((r["eval_loss"][i] + t * (r["eval_loss"][i + 1] - r["eval_loss"][i]),
-                                       r["non_embedding_params"]))
-                    break
+        candidates = [(loss, r["non_embedding_params"]) for r in runs
+                      if (loss := loss_at_compute(r, C, flops_key)) is not None]
         loss, n = min(candidates) if candidates else (None, None)
         best_loss.append(loss)
         best_n.append(n)
@@ -223,23 +168,6 @@ def isoflop_profiles(runs, budgets, flops_key: str = "flops_6nd") -> list[list[t
     return profiles
 
 
-def isoflop_optimum(points) -> float:
-    """The compute-optimal N of one IsoFLOP profile [(N, loss), ...]: the minimum of a parabola in log N
-    through the lowest point and its two neighbours (the lowest point's N if it lies at an end).
-    Raises ValueError for an empty profile."""
-    if not points:
-        raise ValueError("an IsoFLOP profile needs at least one (N, loss) point")
-    i = min(range(len(points)), key=lambda k: points[k][1])
-    if i == 0 or i == len(points) - 1:
-        return float(points[i][0])
-    (x0, y0), (x1, y1), (x2, y2) = [(math.log(n), loss) for n, loss in points[i - 1:i + 2]]
-    # vertex of the parabola through three points
-    denom = (x0 - x1) * (x0 - x2) * (x1 - x2)
-    a = (x2 * (y1 - y0) + x1 * (y0 - y2) + x0 * (y2 - y1)) / denom
-    b = (x2 ** 2 * (y0 - y1) + x1 ** 2 * (y2 - y0) + x0 ** 2 * (y1 - y2)) / denom
-    return math.exp(-b / (2 * a)) if a > 0 else float(points[i][0])
-
-
 def loss_at_tokens(r, tokens: int) -> float | None:
     """The eval loss of run r after `tokens` tokens, if it was evaluated exactly then."""
     return r["eval_loss"][r["tokens"].index(tokens)] if tokens in r["tokens"] else None
@@ -252,12 +180,7 @@ def run_flops(r) -> dict:
 
 
 def main() -> None:
-    torch.set_num_threads(1)
-    start = time.perf_counter()
-    data = run(**FULL, progress=True)
-    data["settings"]["total_seconds"] = round(time.perf_counter() - start, 1)
-    path = save_results("scaling_laws", data)
-    print(f"saved {path} after {data['settings']['total_seconds']:.0f} s")
+    run_and_save("scaling_laws", run, **FULL, progress=True)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ one target step, which the speed-up depends on. Chapter 7 trains a small pair li
 """
 from __future__ import annotations
 
-import statistics
-import time
 
 import torch
 
@@ -22,9 +20,10 @@ from ..data import lm_batch, toy_grammar_corpus
 from ..generate import generate
 from ..models import GPT, GPTConfig
 from ..speculative import speculative_generate
+from ..timing import cpu_seconds_interleaved
 from ..tokenizers import CharTokenizer
 from ..train import TrainConfig, train
-from . import save_results
+from . import run_and_save
 
 FULL = dict(target=dict(n_layers=4, d_model=256, n_heads=8, steps=600, lr=3e-3),
             draft=dict(n_layers=1, d_model=32, n_heads=4, steps=300, lr=1e-2),
@@ -52,39 +51,6 @@ def train_gpt(train_ids, vocab_size: int, n_layers: int, d_model: int, n_heads: 
     train(model, lambda step: lm_batch(train_ids, batch_size, window, generator=batches),
           TrainConfig(steps=steps, lr=lr, progress=False, log_every=0, seed=seed, device=device))
     return model.cpu().eval()
-
-
-def cpu_seconds(fn, repeats: int = 3, warmup: bool = True) -> float:
-    """Median CPU time of fn() over repeats calls, after one warm-up call (unless warmup=False).
-
-    CPU time of this process, not wall-clock time: time spent waiting while other programs use
-    the core does not count, so the numbers are steadier on a shared machine.
-    """
-    if warmup:
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return statistics.median(times)
-
-
-def cpu_seconds_interleaved(fns, repeats: int = 3) -> list[float]:
-    """Median CPU time of each fn in fns, timed in turns (a, b, a, b, ...) after one warm-up each.
-
-    Taking turns exposes every function to the same background load, so their ratio is steadier
-    than that of two measurements made one after the other.
-    """
-    for fn in fns:
-        fn()
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, t in zip(fns, times):
-            start = time.process_time()
-            fn()
-            t.append(time.process_time() - start)
-    return [statistics.median(t) for t in times]
 
 
 def measure(target, draft, prompts, ks, new_tokens: int = 120, repeats: int = 3) -> dict:
@@ -134,13 +100,8 @@ def run(target=None, draft=None, ks=(1, 2, 4), new_tokens: int = 120, repeats: i
 
 
 def main() -> None:
-    torch.set_num_threads(1)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    data = run(**FULL)
-    data["settings"]["seconds"] = round(time.perf_counter() - start)  # wall clock
-    data["settings"]["cpu_seconds"] = round(time.process_time() - cpu_start)
-    path = save_results("speculative_decoding", data)
-    print(f"speed-ups {data['speedup']} for k = {data['ks']} in {data['settings']['seconds']} s -> {path}")
+    data = run_and_save("speculative_decoding", run, **FULL)
+    print(f"speed-ups {data['speedup']} for k = {data['ks']}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,24 @@
+"""Pictures of what a model computes: attention heatmaps, loss curves, an interactive attention
+explorer, a next-token explorer for decoding settings, value histograms against number formats, and
+adapters that hand our attention tensors to bertviz.
+
+The modules, one job each: `labels` (tokens as plot labels), `images` (figures as PNG and <img>),
+`attention`, `loss`, `next_token`, `number_formats` and `bertviz_views`. Every public name is
+importable from `llmbook.viz` itself.
+
+matplotlib, ipywidgets and bertviz are imported inside the functions that use them, so that
+``import llmbook`` stays light and works where no plotting library is installed.
+"""
+__all__ = [
+    "attention_explorer", "attention_maps", "display_token", "ema", "figure_png", "head_view", "model_view",
+    "next_token_distribution", "next_token_explorer", "plot_attention", "plot_loss", "plot_next_token",
+    "plot_range_histogram", "png_img_tag", "range_explorer", "token_strings",
+]
+
+from .attention import attention_explorer, attention_maps, plot_attention
+from .bertviz_views import head_view, model_view
+from .images import figure_png, png_img_tag
+from .labels import display_token, token_strings
+from .loss import ema, plot_loss
+from .next_token import next_token_distribution, next_token_explorer, plot_next_token
+from .number_formats import plot_range_histogram, range_explorer

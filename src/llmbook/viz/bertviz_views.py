@@ -1,0 +1,87 @@
+"""Adapters that hand our attention tensors to bertviz's head view and model view (chapters 3 to 5).
+
+bertviz is an optional dependency (``pip install llmbook[viz]``), imported only when a view is drawn.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def _layers_for_bertviz(attentions, batch_index: int, decimals, what: str) -> list[torch.Tensor]:
+    """Our per-layer (B, H, T_q, T_k) tensors -> bertviz's per-layer (1, H, T_q, T_k), one batch row.
+
+    Values are rounded to `decimals` in float64: the browser needs no more, and it keeps the HTML
+    saved in the notebook small. Raises ValueError for an empty list, a tensor that is not 4-D,
+    or a batch_index outside [0, B).
+    """
+    if attentions is None or len(attentions) == 0:
+        raise ValueError(f"{what} is empty: run the model with return_attention=True")
+    layers = []
+    for i, a in enumerate(attentions):
+        if a.dim() != 4:
+            raise ValueError(f"{what}[{i}] has shape {tuple(a.shape)}; expected (B, H, T_q, T_k)")
+        if not -a.size(0) <= batch_index < a.size(0):
+            raise ValueError(f"batch_index={batch_index} is outside the batch of size {a.size(0)}")
+        a = a[batch_index].unsqueeze(0).detach().cpu().double()  # (1, H, T_q, T_k)
+        layers.append(a.round(decimals=decimals) if decimals is not None else a)
+    return layers
+
+
+def _bertviz_arguments(attentions, tokens, encoder_attention, decoder_attention, cross_attention,
+                       encoder_tokens, decoder_tokens, batch_index, decimals) -> dict:
+    """Sort what the caller gave into bertviz's self-attention or encoder-decoder arguments."""
+    if hasattr(attentions, "cross_attentions"):  # a Seq2SeqOutput: show all three kinds
+        out, attentions = attentions, None
+        encoder_attention, decoder_attention = out.encoder_attentions, out.attentions
+        cross_attention = out.cross_attentions
+    elif hasattr(attentions, "attentions"):  # a GPT or BERT output
+        attentions = attentions.attentions
+    if attentions is not None:
+        if tokens is None:
+            raise ValueError("tokens are needed: one string per position of the attention maps")
+        return {"attention": _layers_for_bertviz(attentions, batch_index, decimals, "attentions"),
+                "tokens": list(tokens)}
+    kwargs = {"encoder_tokens": None if encoder_tokens is None else list(encoder_tokens),
+              "decoder_tokens": None if decoder_tokens is None else list(decoder_tokens)}
+    for key, value in (("encoder_attention", encoder_attention), ("decoder_attention", decoder_attention),
+                       ("cross_attention", cross_attention)):
+        if value is not None:
+            kwargs[key] = _layers_for_bertviz(value, batch_index, decimals, key)
+    if len(kwargs) == 2:
+        raise ValueError("give attentions (a list of (B, H, T, T) tensors or a model output), "
+                         "or encoder_attention / decoder_attention / cross_attention")
+    return kwargs
+
+
+def head_view(attentions=None, tokens=None, *, encoder_attention=None, decoder_attention=None,
+              cross_attention=None, encoder_tokens=None, decoder_tokens=None, batch_index=0,
+              decimals=4, **kwargs):
+    """bertviz's head view of our attention maps: lines from each token to the tokens it attends to.
+
+    attentions: a list of (B, H, T, T) tensors, one per layer, or a model output (GPT, BERT, or
+    Seq2Seq, whose encoder, decoder and cross attentions are all shown); tokens: T strings.
+    For encoder-decoder lists give encoder_/decoder_/cross_attention with encoder_/decoder_tokens.
+    batch_index picks the batch row. Other keyword arguments go to bertviz.head_view (layer, heads,
+    include_layers, html_action="return" to get the HTML object instead of displaying it).
+    Raises ValueError for missing or malformed attention maps (bertviz: for a token count mismatch).
+    """
+    import bertviz
+
+    arguments = _bertviz_arguments(attentions, tokens, encoder_attention, decoder_attention, cross_attention,
+                                   encoder_tokens, decoder_tokens, batch_index, decimals)
+    return bertviz.head_view(**arguments, **kwargs)
+
+
+def model_view(attentions=None, tokens=None, *, encoder_attention=None, decoder_attention=None,
+               cross_attention=None, encoder_tokens=None, decoder_tokens=None, batch_index=0,
+               decimals=4, **kwargs):
+    """bertviz's model view: a grid of every layer (rows) and head (columns) of our attention maps.
+
+    Takes the same arguments as head_view; other keyword arguments go to bertviz.model_view
+    (display_mode="light", include_layers, include_heads, html_action="return").
+    """
+    import bertviz
+
+    arguments = _bertviz_arguments(attentions, tokens, encoder_attention, decoder_attention, cross_attention,
+                                   encoder_tokens, decoder_tokens, batch_index, decimals)
+    return bertviz.model_view(**arguments, **kwargs)

@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from llmbook import GPT, GPTConfig  # noqa: E402
+from llmbook.interop import gpt2_weight_names  # noqa: E402
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = CLOCKS["wall"]  # set by --clock
@@ -69,19 +70,10 @@ def build_hf(bc: BenchConfig, block_size: int):
 
 @torch.no_grad()
 def copy_weights(ours: GPT, hf) -> None:
-    """Give hf our weights. HF's Conv1D stores (in, out), nn.Linear (out, in): transpose."""
-    t = hf.transformer
-    t.wte.weight.copy_(ours.tok_emb.weight)
-    t.wpe.weight.copy_(ours.pos_emb.weight)
-    pairs = [("ln_1", "norm1"), ("ln_2", "norm2")]
-    for h, b in zip(t.h, ours.blocks):
-        for hf_name, our_name in pairs:
-            getattr(h, hf_name).load_state_dict(getattr(b, our_name).state_dict())
-        for conv, lin in [(h.attn.c_attn, b.self_attn.in_proj), (h.attn.c_proj, b.self_attn.out_proj),
-                          (h.mlp.c_fc, b.ff.fc1), (h.mlp.c_proj, b.ff.fc2)]:
-            conv.weight.copy_(lin.weight.T)
-            conv.bias.copy_(lin.bias)
-    t.ln_f.load_state_dict(ours.ln_f.state_dict())
+    """Give hf our weights, by the name mapping llmbook.interop uses to load GPT-2."""
+    mine, theirs = ours.state_dict(), dict(hf.transformer.named_parameters())
+    for our_name, their_name, conv1d in gpt2_weight_names(ours.config.n_layers):
+        theirs[their_name].copy_(mine[our_name].T if conv1d else mine[our_name])
 
 
 def check_same_function(ours: GPT, hf, device) -> float:

@@ -39,7 +39,7 @@ PROMPT_TOKEN = 1  # not 0: HF generate treats pad_token_id (0) in the prompt as 
 class BenchConfig:
     name: str
     vocab_size: int
-    block_size: int
+    context_length: int
     n_layers: int
     n_heads: int
     d_model: int
@@ -53,16 +53,16 @@ CONFIGS = {
 
 
 # ------------------------------------------------------------------------------ the models
-def build_ours(bc: BenchConfig, block_size: int) -> GPT:
-    return GPT(GPTConfig(vocab_size=bc.vocab_size, block_size=block_size, n_layers=bc.n_layers,
+def build_ours(bc: BenchConfig, context_length: int) -> GPT:
+    return GPT(GPTConfig(vocab_size=bc.vocab_size, context_length=context_length, n_layers=bc.n_layers,
                          n_heads=bc.n_heads, d_model=bc.d_model, dropout=0.0))
 
 
-def build_hf(bc: BenchConfig, block_size: int):
+def build_hf(bc: BenchConfig, context_length: int):
     """GPT2LMHeadModel of the same size, dropout 0, SDPA attention, no bos/eos in this vocabulary."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    cfg = GPT2Config(vocab_size=bc.vocab_size, n_positions=block_size, n_embd=bc.d_model,
+    cfg = GPT2Config(vocab_size=bc.vocab_size, n_positions=context_length, n_embd=bc.d_model,
                      n_layer=bc.n_layers, n_head=bc.n_heads, resid_pdrop=0.0, embd_pdrop=0.0,
                      attn_pdrop=0.0, bos_token_id=None, eos_token_id=None, attn_implementation="sdpa")
     return GPT2LMHeadModel(cfg)
@@ -152,9 +152,9 @@ sys.path.insert(0, {src!r}); sys.path.insert(0, {bench!r})
 import throughput as tp
 bc = tp.CONFIGS[{config!r}]
 torch.manual_seed(0)
-model = (tp.build_hf if {is_hf!r} else tp.build_ours)(bc, bc.block_size)
+model = (tp.build_hf if {is_hf!r} else tp.build_ours)(bc, bc.context_length)
 runner = tp.Runner(model, {is_hf!r}, torch.device("cpu"), None, False)
-idx = torch.randint(0, bc.vocab_size, (bc.batch_size, bc.block_size))
+idx = torch.randint(0, bc.vocab_size, (bc.batch_size, bc.context_length))
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
@@ -198,13 +198,13 @@ def cuda_peak_mib(runner: Runner, idx) -> float:
 def bench_config(bc: BenchConfig, args, device, amp_dtype) -> tuple[list[tuple], list[str]]:
     """Rows (measurement, ours, hf) for one config, and notes on the models measured."""
     torch.manual_seed(0)
-    ours_m, hf_m = build_ours(bc, bc.block_size), build_hf(bc, bc.block_size)
+    ours_m, hf_m = build_ours(bc, bc.context_length), build_hf(bc, bc.context_length)
     copy_weights(ours_m, hf_m)
     diff = check_same_function(ours_m.to(device), hf_m.to(device), device)
     notes = [f"{bc.name}: {ours_m.num_parameters():,} parameters (HF: "
              f"{sum(p.numel() for p in hf_m.parameters()):,}); max |logits ours - HF| = {diff:.1e}"]
     ours, hf = (Runner(m, is_hf, device, amp_dtype, args.compile) for m, is_hf in ((ours_m, False), (hf_m, True)))
-    B, T = bc.batch_size, bc.block_size
+    B, T = bc.batch_size, bc.context_length
     idx = torch.randint(0, bc.vocab_size, (B, T), device=device)
     targets = torch.randint(0, bc.vocab_size, (B, T), device=device)
 
@@ -234,8 +234,8 @@ def bench_config(bc: BenchConfig, args, device, amp_dtype) -> tuple[list[tuple],
 
 def bench_generation(bc: BenchConfig, args, device, amp_dtype) -> tuple[list[tuple], str]:
     """Generation rows and a note. 1 + GEN_TOKENS positions exceed the small config's context:
-    generation uses a model of the same sizes with block_size / n_positions >= GEN_BLOCK."""
-    gen_block = max(bc.block_size, GEN_BLOCK)
+    generation uses a model of the same sizes with context_length / n_positions >= GEN_BLOCK."""
+    gen_block = max(bc.context_length, GEN_BLOCK)
     torch.manual_seed(0)
     ours_m, hf_m = build_ours(bc, gen_block), build_hf(bc, gen_block)
     copy_weights(ours_m, hf_m)
@@ -248,7 +248,7 @@ def bench_generation(bc: BenchConfig, args, device, amp_dtype) -> tuple[list[tup
         label = "KV cache" if use_cache else "no cache"
         rows.append((f"generate tokens/s, {label}", GEN_TOKENS / t_ours, GEN_TOKENS / t_hf))
     rows.append(("cached / uncached speed-up", rows[0][1] / rows[1][1], rows[0][2] / rows[1][2]))
-    note = (f"{bc.name} generation: block_size/n_positions {gen_block}, prompt [[{PROMPT_TOKEN}]], "
+    note = (f"{bc.name} generation: context_length/n_positions {gen_block}, prompt [[{PROMPT_TOKEN}]], "
             f"{GEN_TOKENS} greedy tokens; ours and HF generate the same tokens: {'yes' if same else 'NO'}")
     return rows, note
 

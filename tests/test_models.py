@@ -9,7 +9,7 @@ POS = ["learned", "sinusoidal", "rope"]
 
 def small_gpt(**kw):
     torch.manual_seed(0)
-    cfg = dict(vocab_size=50, block_size=32, n_layers=2, n_heads=4, d_model=32)
+    cfg = dict(vocab_size=50, context_length=32, n_layers=2, n_heads=4, d_model=32)
     return GPT(GPTConfig(**{**cfg, **kw})).eval()
 
 
@@ -121,7 +121,7 @@ def test_config_refuses_d_model_not_divisible_by_heads():
 
 def test_bert_padding_keys_do_not_affect_real_tokens():
     torch.manual_seed(0)
-    model = BERT(BERTConfig(vocab_size=60, max_len=16, d_model=32, n_heads=4, num_labels=3)).eval()
+    model = BERT(BERTConfig(vocab_size=60, context_length=16, d_model=32, n_heads=4, num_labels=3)).eval()
     ids = torch.randint(1, 60, (2, 10))
     ids[1, 6:] = 0
     out = model(ids, return_attention=True)
@@ -134,18 +134,18 @@ def test_bert_padding_keys_do_not_affect_real_tokens():
 
 def test_bert_mlm_loss_only_counts_selected_positions():
     torch.manual_seed(0)
-    model = BERT(BERTConfig(vocab_size=60, max_len=16, d_model=32, n_heads=4)).eval()
+    model = BERT(BERTConfig(vocab_size=60, context_length=16, d_model=32, n_heads=4)).eval()
     ids = torch.randint(1, 60, (2, 8))
     labels = torch.full_like(ids, -100)
     labels[0, 2], labels[1, 5] = 7, 9
-    out = model(ids, labels=labels)
+    out = model(ids, targets=labels)
     logp = out.logits.log_softmax(-1)
     torch.testing.assert_close(out.loss, -(logp[0, 2, 7] + logp[1, 5, 9]) / 2)
 
 
 def small_seq2seq(**kw):
     torch.manual_seed(0)
-    cfg = dict(src_vocab_size=40, tgt_vocab_size=30, max_len=24, d_model=32, n_heads=4)
+    cfg = dict(src_vocab_size=40, tgt_vocab_size=30, context_length=24, d_model=32, n_heads=4)
     return Seq2Seq(Seq2SeqConfig(**{**cfg, **kw})).eval()
 
 
@@ -198,7 +198,7 @@ def test_gpt_with_sinusoidal_positions_learns_to_copy():
     from llmbook.train import TrainConfig, train
 
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=12, block_size=16, n_layers=2, n_heads=4, d_model=64, pos_encoding="sinusoidal"))
+    model = GPT(GPTConfig(vocab_size=12, context_length=16, n_layers=2, n_heads=4, d_model=64, pos_encoding="sinusoidal"))
     g = torch.Generator().manual_seed(0)
 
     def batch(step):
@@ -221,7 +221,7 @@ def test_d_ff_zero_builds_attention_only_blocks_without_warnings(model_cls, cfg_
     assert all(block.ff is None and block.norm2 is None for block in model.blocks)
     assert not any(".ff." in name or "norm2" in name for name, _ in model.named_parameters())
     block, x = model.blocks[0], torch.randn(2, 5, 16)
-    attention = block.self_attn if model_cls is GPT else block.attn
+    attention = block.attn
     expected = x + attention(block.norm1(x), causal=model_cls is GPT)[0]
     torch.testing.assert_close(block(x)[0], expected)
     full = small_gpt() if model_cls is GPT else None

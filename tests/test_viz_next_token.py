@@ -39,7 +39,7 @@ def tok():
 @pytest.fixture
 def gpt(tok):
     torch.manual_seed(0)
-    return GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_layers=1, n_heads=2, d_model=16))
+    return GPT(GPTConfig(vocab_size=tok.vocab_size, context_length=16, n_layers=1, n_heads=2, d_model=16))
 
 
 def test_distribution_matches_the_sampler(gpt, tok):

@@ -356,6 +356,7 @@ def config_diff(a: dict, b: dict) -> list[str]:
 
 # config fields renamed since checkpoints were first saved: old name -> new name
 RENAMED_CONFIG_FIELDS = {"block_size": "context_length", "max_len": "context_length"}
+RENAMED_STATE_DICT_PARTS = {"self_attn.": "attn."}
 
 
 def _build_config(name: str, config: dict, path):
@@ -364,9 +365,9 @@ def _build_config(name: str, config: dict, path):
     unknown = sorted(set(config) - known)
     if unknown:
         renamed = [f"{k} -> {RENAMED_CONFIG_FIELDS[k]}" for k in unknown if k in RENAMED_CONFIG_FIELDS]
+        parts = ", ".join(f"{old!r} -> {new!r}" for old, new in RENAMED_STATE_DICT_PARTS.items())
         hint = (f" (renamed since this checkpoint was saved: {', '.join(renamed)}; the checkpoint is from an "
-                "older llmbook: rename the config key, and the state-dict keys 'self_attn.' -> 'attn.')"
-                if renamed else "")
+                f"older llmbook: rename those config keys, and in the state-dict keys {parts})" if renamed else "")
         raise ValueError(f"{path}: {name}Config has no fields {unknown}{hint}")
     return CONFIGS[name](**config)
 

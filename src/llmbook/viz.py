@@ -175,9 +175,9 @@ def plot_loss(history_or_losses, ax=None, smooth=0.0, label=None, log_y=False, t
 
 # ----------------------------------------------------------------------------- attention explorer
 def _context_length(model) -> int | None:
-    """The most positions the model accepts (GPT: block_size, BERT: max_len), if it says."""
+    """The most positions the model accepts, if it says."""
     config = getattr(model, "config", None)
-    return getattr(config, "block_size", None) or getattr(config, "max_len", None)
+    return getattr(config, "context_length", None)
 
 
 def attention_maps(model, ids) -> list[torch.Tensor]:

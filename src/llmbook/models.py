@@ -1,5 +1,9 @@
 """Three Transformer models with dataclass configs: GPT (decoder-only), BERT (encoder), Seq2Seq.
 
+They share one vocabulary: every config extends ``TransformerConfig`` (``context_length``, ``d_model``,
+...); token ids come in as ``input_ids`` (Seq2Seq's decoder: ``decoder_input_ids``), per-position
+targets as ``targets`` (-100 = ignore); ``return_attention=True`` asks for attention weights,
+``new_kv_cache()`` builds a cache for generation and ``num_parameters()`` counts parameters.
 Every model returns an output object with ``.logits``, ``.loss`` (when targets or labels are given)
 and ``.attentions`` (one (B, H, T, T) tensor per layer with ``return_attention=True``, else None).
 """

@@ -227,3 +227,57 @@ def test_d_ff_zero_builds_attention_only_blocks_without_warnings(model_cls, cfg_
     full = small_gpt() if model_cls is GPT else None
     if full is not None:  # the default still has a feed-forward sublayer of width 4 d_model
         assert full.blocks[0].ff.fc1.out_features == 4 * 32
+
+
+# ------------------------------------------------------------------------ one interface on all three
+def three_models():
+    torch.manual_seed(0)
+    return [GPT(GPTConfig(vocab_size=50, context_length=32, n_layers=2, n_heads=4, d_model=32)),
+            BERT(BERTConfig(vocab_size=60, context_length=16, n_layers=2, n_heads=4, d_model=32)),
+            Seq2Seq(Seq2SeqConfig(src_vocab_size=40, tgt_vocab_size=30, context_length=24, d_model=32, n_heads=4))]
+
+
+def test_num_parameters_counts_each_weight_once_and_non_embedding_leaves_out_the_tables():
+    gpt, bert, s2s = three_models()
+    d = 32
+    block = 4 * d * d + 4 * d + 2 * d * 4 * d + 4 * d + d + 4 * d  # attention, FFN (d_ff = 4d), two LayerNorms
+    cross = 4 * d * d + 4 * d + 2 * d  # cross-attention and its LayerNorm
+    gpt_tables = 50 * d + 32 * d  # tokens (tied to the output layer: counted once) and learned positions
+    assert gpt.num_parameters() == gpt_tables + 2 * block + 2 * d
+    assert gpt.num_parameters(non_embedding=True) == 2 * block + 2 * d
+    bert_tables = 60 * d + 16 * d + 2 * d  # tokens, positions, segments
+    bert_heads = 2 * d + (d * d + d) + 2 * d + 60 + (d * d + d) + (2 * d + 2)  # emb LN, MLM, pooler, NSP
+    assert bert.num_parameters() == bert_tables + 2 * block + bert_heads
+    assert bert.num_parameters(non_embedding=True) == 2 * block + bert_heads
+    s2s_rest = 2 * block + 2 * (block + cross) + 2 * 2 * d + 30 * d  # blocks, final LayerNorms, output layer
+    assert s2s.num_parameters() == 40 * d + 30 * d + s2s_rest  # sinusoidal positions have no parameters
+    assert s2s.num_parameters(non_embedding=True) == s2s_rest
+
+
+def test_every_model_names_its_context_length_and_refuses_beyond_it():
+    for model in three_models():
+        assert model.config.context_length in (32, 16, 24)
+        too_long = torch.ones(1, model.config.context_length + 1, dtype=torch.long)
+        args = (too_long, torch.ones(1, 2, dtype=torch.long)) if isinstance(model, Seq2Seq) else (too_long,)
+        with pytest.raises(ValueError, match=f"longer than the context length {model.config.context_length}"):
+            model(*args)
+
+
+def test_encoder_and_decoder_blocks_return_the_same_kind_of_value():
+    from llmbook.blocks import BlockOutput, DecoderBlock, EncoderBlock
+
+    torch.manual_seed(0)
+    x, memory = torch.randn(2, 5, 16), torch.randn(2, 7, 16)
+    enc = EncoderBlock(16, 2, 32)(x, return_attention=True)
+    dec = DecoderBlock(16, 2, 32, cross_attention=True)(x, memory, return_attention=True)
+    assert type(enc) is type(dec) is BlockOutput
+    assert enc.attention.shape == dec.attention.shape == (2, 2, 5, 5) and enc.cross_attention is None
+    assert dec.cross_attention.shape == (2, 2, 5, 7)
+    assert EncoderBlock(16, 2, 32)(x).attention is None
+
+
+def test_seq2seq_new_kv_cache_gives_a_self_and_a_cross_attention_cache():
+    s2s = three_models()[2]
+    self_cache, cross_cache = s2s.new_kv_cache()
+    assert len(self_cache.layers) == len(cross_cache.layers) == s2s.config.n_decoder_layers
+    assert self_cache.layers[0].max_len == s2s.config.context_length

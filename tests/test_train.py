@@ -315,3 +315,13 @@ def test_load_checkpoint_checks_expected_config(tmp_path):
     with pytest.raises(ValueError, match=r"d_ff: 128 vs 256; d_model: 32 vs 64"):
         load_checkpoint(tmp_path / "gpt.pt", expected_config=GPTConfig(vocab_size=12, context_length=16, n_layers=2,
                                                                         n_heads=4, d_model=64))
+
+
+def test_checkpoint_from_before_the_renames_names_the_renamed_key(tmp_path):
+    """A checkpoint saved when GPTConfig had block_size (now context_length) is refused with a hint."""
+    model = tiny_gpt()
+    old_config = {("block_size" if k == "context_length" else k): v for k, v in model.config.__dict__.items()}
+    torch.save({"model_class": "GPT", "config": old_config, "state_dict": model.state_dict(), "extra": {}},
+               tmp_path / "old.pt")
+    with pytest.raises(ValueError, match=r"no fields \['block_size'\] \(renamed .*block_size -> context_length"):
+        load_checkpoint(tmp_path / "old.pt")

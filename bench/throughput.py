@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 # Speed is measured on the kernels and threads torch picks by itself, not the book's pinned path.
 os.environ.setdefault("LLMBOOK_NUMERICS", "native")
 from llmbook import GPT, GPTConfig  # noqa: E402
+from llmbook.interop import gpt2_weight_names  # noqa: E402
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = CLOCKS["wall"]  # set by --clock
@@ -40,7 +41,7 @@ PROMPT_TOKEN = 1  # not 0: HF generate treats pad_token_id (0) in the prompt as 
 class BenchConfig:
     name: str
     vocab_size: int
-    block_size: int
+    context_length: int
     n_layers: int
     n_heads: int
     d_model: int
@@ -54,16 +55,16 @@ CONFIGS = {
 
 
 # ------------------------------------------------------------------------------ the models
-def build_ours(bc: BenchConfig, block_size: int) -> GPT:
-    return GPT(GPTConfig(vocab_size=bc.vocab_size, block_size=block_size, n_layers=bc.n_layers,
+def build_ours(bc: BenchConfig, context_length: int) -> GPT:
+    return GPT(GPTConfig(vocab_size=bc.vocab_size, context_length=context_length, n_layers=bc.n_layers,
                          n_heads=bc.n_heads, d_model=bc.d_model, dropout=0.0))
 
 
-def build_hf(bc: BenchConfig, block_size: int):
+def build_hf(bc: BenchConfig, context_length: int):
     """GPT2LMHeadModel of the same size, dropout 0, SDPA attention, no bos/eos in this vocabulary."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    cfg = GPT2Config(vocab_size=bc.vocab_size, n_positions=block_size, n_embd=bc.d_model,
+    cfg = GPT2Config(vocab_size=bc.vocab_size, n_positions=context_length, n_embd=bc.d_model,
                      n_layer=bc.n_layers, n_head=bc.n_heads, resid_pdrop=0.0, embd_pdrop=0.0,
                      attn_pdrop=0.0, bos_token_id=None, eos_token_id=None, attn_implementation="sdpa")
     return GPT2LMHeadModel(cfg)
@@ -71,19 +72,10 @@ def build_hf(bc: BenchConfig, block_size: int):
 
 @torch.no_grad()
 def copy_weights(ours: GPT, hf) -> None:
-    """Give hf our weights. HF's Conv1D stores (in, out), nn.Linear (out, in): transpose."""
-    t = hf.transformer
-    t.wte.weight.copy_(ours.tok_emb.weight)
-    t.wpe.weight.copy_(ours.pos_emb.weight)
-    pairs = [("ln_1", "norm1"), ("ln_2", "norm2")]
-    for h, b in zip(t.h, ours.blocks):
-        for hf_name, our_name in pairs:
-            getattr(h, hf_name).load_state_dict(getattr(b, our_name).state_dict())
-        for conv, lin in [(h.attn.c_attn, b.self_attn.in_proj), (h.attn.c_proj, b.self_attn.out_proj),
-                          (h.mlp.c_fc, b.ff.fc1), (h.mlp.c_proj, b.ff.fc2)]:
-            conv.weight.copy_(lin.weight.T)
-            conv.bias.copy_(lin.bias)
-    t.ln_f.load_state_dict(ours.ln_f.state_dict())
+    """Give hf our weights, by the name mapping llmbook.interop uses to load GPT-2."""
+    mine, theirs = ours.state_dict(), dict(hf.transformer.named_parameters())
+    for our_name, their_name, conv1d in gpt2_weight_names(ours.config.n_layers):
+        theirs[their_name].copy_(mine[our_name].T if conv1d else mine[our_name])
 
 
 def check_same_function(ours: GPT, hf, device) -> float:
@@ -162,9 +154,9 @@ sys.path.insert(0, {src!r}); sys.path.insert(0, {bench!r})
 import throughput as tp
 bc = tp.CONFIGS[{config!r}]
 torch.manual_seed(0)
-model = (tp.build_hf if {is_hf!r} else tp.build_ours)(bc, bc.block_size)
+model = (tp.build_hf if {is_hf!r} else tp.build_ours)(bc, bc.context_length)
 runner = tp.Runner(model, {is_hf!r}, torch.device("cpu"), None, False)
-idx = torch.randint(0, bc.vocab_size, (bc.batch_size, bc.block_size))
+idx = torch.randint(0, bc.vocab_size, (bc.batch_size, bc.context_length))
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
@@ -208,13 +200,13 @@ def cuda_peak_mib(runner: Runner, idx) -> float:
 def bench_config(bc: BenchConfig, args, device, amp_dtype) -> tuple[list[tuple], list[str]]:
     """Rows (measurement, ours, hf) for one config, and notes on the models measured."""
     torch.manual_seed(0)
-    ours_m, hf_m = build_ours(bc, bc.block_size), build_hf(bc, bc.block_size)
+    ours_m, hf_m = build_ours(bc, bc.context_length), build_hf(bc, bc.context_length)
     copy_weights(ours_m, hf_m)
     diff = check_same_function(ours_m.to(device), hf_m.to(device), device)
     notes = [f"{bc.name}: {ours_m.num_parameters():,} parameters (HF: "
              f"{sum(p.numel() for p in hf_m.parameters()):,}); max |logits ours - HF| = {diff:.1e}"]
     ours, hf = (Runner(m, is_hf, device, amp_dtype, args.compile) for m, is_hf in ((ours_m, False), (hf_m, True)))
-    B, T = bc.batch_size, bc.block_size
+    B, T = bc.batch_size, bc.context_length
     idx = torch.randint(0, bc.vocab_size, (B, T), device=device)
     targets = torch.randint(0, bc.vocab_size, (B, T), device=device)
 
@@ -244,8 +236,8 @@ def bench_config(bc: BenchConfig, args, device, amp_dtype) -> tuple[list[tuple],
 
 def bench_generation(bc: BenchConfig, args, device, amp_dtype) -> tuple[list[tuple], str]:
     """Generation rows and a note. 1 + GEN_TOKENS positions exceed the small config's context:
-    generation uses a model of the same sizes with block_size / n_positions >= GEN_BLOCK."""
-    gen_block = max(bc.block_size, GEN_BLOCK)
+    generation uses a model of the same sizes with context_length / n_positions >= GEN_BLOCK."""
+    gen_block = max(bc.context_length, GEN_BLOCK)
     torch.manual_seed(0)
     ours_m, hf_m = build_ours(bc, gen_block), build_hf(bc, gen_block)
     copy_weights(ours_m, hf_m)
@@ -258,7 +250,7 @@ def bench_generation(bc: BenchConfig, args, device, amp_dtype) -> tuple[list[tup
         label = "KV cache" if use_cache else "no cache"
         rows.append((f"generate tokens/s, {label}", GEN_TOKENS / t_ours, GEN_TOKENS / t_hf))
     rows.append(("cached / uncached speed-up", rows[0][1] / rows[1][1], rows[0][2] / rows[1][2]))
-    note = (f"{bc.name} generation: block_size/n_positions {gen_block}, prompt [[{PROMPT_TOKEN}]], "
+    note = (f"{bc.name} generation: context_length/n_positions {gen_block}, prompt [[{PROMPT_TOKEN}]], "
             f"{GEN_TOKENS} greedy tokens; ours and HF generate the same tokens: {'yes' if same else 'NO'}")
     return rows, note
 

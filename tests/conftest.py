@@ -4,10 +4,12 @@ Notebook outputs are compared (nbval strict) only where llmbook.numerics can pin
 book's outputs were made with: x86-64 with AVX2. Elsewhere (Apple silicon, say) every cell of every
 notebook still runs, under ``--nbval-lax``, and the run says once that outputs were not compared.
 """
-import matplotlib
-import pytest
+from llmbook import numerics  # first: the pin must precede NumPy, which matplotlib imports
 
-from llmbook import numerics
+OUTPUTS_COMPARABLE = numerics.can_pin()
+
+import matplotlib  # noqa: E402
+import pytest  # noqa: E402
 
 matplotlib.use("Agg")  # no display in tests; set before any test imports pyplot
 
@@ -18,7 +20,7 @@ def pytest_configure(config):
         "website: opens the built site (_build/html) in headless Chromium; needs `make html` first",
     )
     config._llmbook_outputs_not_compared = False
-    if getattr(config.option, "nbval", False) and not numerics.outputs_comparable():
+    if getattr(config.option, "nbval", False) and not OUTPUTS_COMPARABLE:
         config.option.nbval, config.option.nbval_lax = False, True
         config._llmbook_outputs_not_compared = True
 
@@ -70,4 +72,4 @@ def tiny_gpt(char_tok):
     from llmbook import GPT, GPTConfig
 
     torch.manual_seed(0)
-    return GPT(GPTConfig(vocab_size=char_tok.vocab_size, block_size=32, n_layers=2, n_heads=2, d_model=16))
+    return GPT(GPTConfig(vocab_size=char_tok.vocab_size, context_length=32, n_layers=2, n_heads=2, d_model=16))

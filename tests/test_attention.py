@@ -92,7 +92,7 @@ def test_fast_and_explicit_paths_give_the_same_output(causal):
     x = torch.randn(3, 7, 32)
     mask = padding_mask(torch.tensor([7, 4, 6]), 7)
     fast, none = mha(x, mask=mask, causal=causal)
-    slow, w = mha(x, mask=mask, causal=causal, need_weights=True)
+    slow, w = mha(x, mask=mask, causal=causal, return_attention=True)
     assert none is None and w.shape == (3, 4, 7, 7)
     torch.testing.assert_close(fast, slow)
 
@@ -103,7 +103,7 @@ def test_cross_attention_fast_and_explicit_paths_agree():
     x, ctx = torch.randn(2, 5, 32), torch.randn(2, 8, 32)
     mask = padding_mask(torch.tensor([8, 3]), 8)
     fast, _ = mha(x, context=ctx, mask=mask)
-    slow, w = mha(x, context=ctx, mask=mask, need_weights=True)
+    slow, w = mha(x, context=ctx, mask=mask, return_attention=True)
     torch.testing.assert_close(fast, slow)
     assert w.shape == (2, 4, 5, 8) and (w[1, :, :, 3:] == 0).all()
 
@@ -119,7 +119,7 @@ def test_mha_equals_torch_multihead_attention_with_the_same_weights():
         ref.out_proj.weight.copy_(ours.out_proj.weight)
         ref.out_proj.bias.copy_(ours.out_proj.bias)
     x = torch.randn(2, 6, 32)
-    out, w = ours(x, causal=True, need_weights=True)
+    out, w = ours(x, causal=True, return_attention=True)
     ref_out, ref_w = ref(x, x, x, attn_mask=~causal_mask(6), average_attn_weights=False)
     torch.testing.assert_close(out, ref_out)
     torch.testing.assert_close(w, ref_w)

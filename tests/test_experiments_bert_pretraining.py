@@ -39,7 +39,7 @@ def test_encoded_pairs_have_segments_and_labels(tokenizer):
     first_sep = row.index(ids["[SEP]"])
     assert batch["token_type_ids"][1, : first_sep + 1].eq(0).all() and batch["token_type_ids"][1, first_sep + 1].item() == 1
     assert batch["input_ids"][0, -1].item() == ids["[PAD]"]  # the shorter pair is padded
-    assert batch["next_sentence_label"].tolist() == [0, 1]
+    assert batch["nsp_labels"].tolist() == [0, 1]
 
 
 def test_pretraining_batches_mask_afresh_and_keep_specials(tokenizer):
@@ -48,11 +48,11 @@ def test_pretraining_batches_mask_afresh_and_keep_specials(tokenizer):
     first, second = get_batch(0), get_batch(1)
     ids = bp.special_ids(tokenizer)
     for batch in (first, second):
-        selected = batch["labels"] != -100
-        assert not torch.isin(batch["labels"][selected], torch.tensor([ids["[CLS]"], ids["[SEP]"], ids["[PAD]"]])).any()
-        assert "next_sentence_label" in batch
+        selected = batch["targets"] != -100
+        assert not torch.isin(batch["targets"][selected], torch.tensor([ids["[CLS]"], ids["[SEP]"], ids["[PAD]"]])).any()
+        assert "nsp_labels" in batch
     assert not torch.equal(first["input_ids"], second["input_ids"])  # dynamic masking
-    assert "next_sentence_label" not in bp.pretraining_batches(tokenizer, data, "mlm", 4, torch.Generator())(0)
+    assert "nsp_labels" not in bp.pretraining_batches(tokenizer, data, "mlm", 4, torch.Generator())(0)
     with pytest.raises(ValueError, match="objective"):
         bp.pretraining_batches(tokenizer, data, "nsp only", 4, torch.Generator())
 

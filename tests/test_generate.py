@@ -43,7 +43,7 @@ def test_sampling_frequencies_follow_softmax_of_logits_over_temperature():
 
 def test_seeded_sampling_is_reproducible_through_the_model():
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=30, block_size=40, n_layers=1, n_heads=2, d_model=16))
+    model = GPT(GPTConfig(vocab_size=30, context_length=40, n_layers=1, n_heads=2, d_model=16))
     prompt = torch.zeros(2, 3, dtype=torch.long)
     a = model.generate(prompt, 20, top_p=0.9, generator=torch.Generator().manual_seed(5))
     b = model.generate(prompt, 20, top_p=0.9, generator=torch.Generator().manual_seed(5))
@@ -78,7 +78,7 @@ def test_seq2seq_decoding_restores_training_mode_and_records_no_graph():
     from llmbook.models import Seq2Seq, Seq2SeqConfig
 
     torch.manual_seed(0)
-    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=20, tgt_vocab_size=20, max_len=12, d_model=16, n_heads=2))
+    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=20, tgt_vocab_size=20, context_length=12, d_model=16, n_heads=2))
     src = torch.randint(3, 20, (2, 5))
     out = model.greedy_decode(src, 6)
     beams = model.beam_search(src, beam_size=2, max_new_tokens=6)

@@ -59,7 +59,7 @@ def test_gpt_conversion_config_and_type():
     ours = gpt_from_hf(hf)
     assert isinstance(ours, GPT) and not ours.training
     c = ours.config
-    assert (c.vocab_size, c.block_size, c.n_layers, c.n_heads, c.d_model, c.d_ff) == (100, 32, 2, 4, 64, 96)
+    assert (c.vocab_size, c.context_length, c.n_layers, c.n_heads, c.d_model, c.d_ff) == (100, 32, 2, 4, 64, 96)
     assert (c.activation, c.norm_first, c.pos_encoding, c.dropout, c.tie_weights) == \
         ("gelu_tanh", True, "learned", 0.0, True)
     assert ours.lm_head.weight is ours.tok_emb.weight
@@ -214,7 +214,7 @@ def test_bert_for_pretraining_matches(hidden_act):
     ours = bert_from_hf(hf)
     assert isinstance(ours, BERT) and not ours.training
     c = ours.config
-    assert (c.vocab_size, c.max_len, c.n_layers, c.n_heads, c.d_model, c.d_ff, c.type_vocab_size) == \
+    assert (c.vocab_size, c.context_length, c.n_layers, c.n_heads, c.d_model, c.d_ff, c.type_vocab_size) == \
         (120, 24, 2, 4, 64, 96, 3)
     assert (c.norm_first, c.dropout, c.num_labels, c.pad_id, c.layer_norm_eps) == (False, 0.0, 0, 0, 1e-12)
     ids, types, mask = _bert_batch()
@@ -225,7 +225,7 @@ def test_bert_for_pretraining_matches(hidden_act):
         ref = hf(ids, attention_mask=mask, token_type_ids=types, labels=labels, next_sentence_label=nsp,
                  output_attentions=True)
         base = hf.bert(ids, attention_mask=mask, token_type_ids=types, output_attentions=True)
-        got = ours(ids, token_type_ids=types, attention_mask=mask, labels=labels, next_sentence_label=nsp,
+        got = ours(ids, token_type_ids=types, attention_mask=mask, targets=labels, nsp_labels=nsp,
                    return_attention=True)
     _check_encoder(base, got, mask)
     real = mask.bool()
@@ -244,7 +244,7 @@ def test_bert_masked_lm_matches():
     labels[:, 2:5] = 7
     with torch.no_grad():
         ref = hf(ids, attention_mask=mask, token_type_ids=types, labels=labels)
-        got = ours(ids, token_type_ids=types, attention_mask=mask, labels=labels)
+        got = ours(ids, token_type_ids=types, attention_mask=mask, targets=labels)
     real = mask.bool()
     torch.testing.assert_close(got.logits[real], ref.logits[real], atol=ATOL, rtol=0)
     torch.testing.assert_close(got.loss, ref.loss, atol=ATOL, rtol=0)

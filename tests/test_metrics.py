@@ -41,7 +41,7 @@ def test_exact_match_and_log_likelihood_score_only_the_answer():
 
 def test_loss_by_position_averages_the_cross_entropy_over_the_batch():
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layers=1, n_heads=2, d_model=16)).eval()
+    model = GPT(GPTConfig(vocab_size=11, context_length=8, n_layers=1, n_heads=2, d_model=16)).eval()
     x, y = torch.randint(0, 11, (3, 8)), torch.randint(0, 11, (3, 8))
     per_position = loss_by_position(model, x, y)
     assert per_position.shape == (8,)

@@ -9,7 +9,7 @@ POS = ["learned", "sinusoidal", "rope"]
 
 def small_gpt(**kw):
     torch.manual_seed(0)
-    cfg = dict(vocab_size=50, block_size=32, n_layers=2, n_heads=4, d_model=32)
+    cfg = dict(vocab_size=50, context_length=32, n_layers=2, n_heads=4, d_model=32)
     return GPT(GPTConfig(**{**cfg, **kw})).eval()
 
 
@@ -121,7 +121,7 @@ def test_config_refuses_d_model_not_divisible_by_heads():
 
 def test_bert_padding_keys_do_not_affect_real_tokens():
     torch.manual_seed(0)
-    model = BERT(BERTConfig(vocab_size=60, max_len=16, d_model=32, n_heads=4, num_labels=3)).eval()
+    model = BERT(BERTConfig(vocab_size=60, context_length=16, d_model=32, n_heads=4, num_labels=3)).eval()
     ids = torch.randint(1, 60, (2, 10))
     ids[1, 6:] = 0
     out = model(ids, return_attention=True)
@@ -134,18 +134,18 @@ def test_bert_padding_keys_do_not_affect_real_tokens():
 
 def test_bert_mlm_loss_only_counts_selected_positions():
     torch.manual_seed(0)
-    model = BERT(BERTConfig(vocab_size=60, max_len=16, d_model=32, n_heads=4)).eval()
+    model = BERT(BERTConfig(vocab_size=60, context_length=16, d_model=32, n_heads=4)).eval()
     ids = torch.randint(1, 60, (2, 8))
     labels = torch.full_like(ids, -100)
     labels[0, 2], labels[1, 5] = 7, 9
-    out = model(ids, labels=labels)
+    out = model(ids, targets=labels)
     logp = out.logits.log_softmax(-1)
     torch.testing.assert_close(out.loss, -(logp[0, 2, 7] + logp[1, 5, 9]) / 2)
 
 
 def small_seq2seq(**kw):
     torch.manual_seed(0)
-    cfg = dict(src_vocab_size=40, tgt_vocab_size=30, max_len=24, d_model=32, n_heads=4)
+    cfg = dict(src_vocab_size=40, tgt_vocab_size=30, context_length=24, d_model=32, n_heads=4)
     return Seq2Seq(Seq2SeqConfig(**{**cfg, **kw})).eval()
 
 
@@ -198,7 +198,7 @@ def test_gpt_with_sinusoidal_positions_learns_to_copy():
     from llmbook.train import TrainConfig, train
 
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=12, block_size=16, n_layers=2, n_heads=4, d_model=64, pos_encoding="sinusoidal"))
+    model = GPT(GPTConfig(vocab_size=12, context_length=16, n_layers=2, n_heads=4, d_model=64, pos_encoding="sinusoidal"))
     g = torch.Generator().manual_seed(0)
 
     def batch(step):
@@ -221,9 +221,63 @@ def test_d_ff_zero_builds_attention_only_blocks_without_warnings(model_cls, cfg_
     assert all(block.ff is None and block.norm2 is None for block in model.blocks)
     assert not any(".ff." in name or "norm2" in name for name, _ in model.named_parameters())
     block, x = model.blocks[0], torch.randn(2, 5, 16)
-    attention = block.self_attn if model_cls is GPT else block.attn
+    attention = block.attn
     expected = x + attention(block.norm1(x), causal=model_cls is GPT)[0]
     torch.testing.assert_close(block(x)[0], expected)
     full = small_gpt() if model_cls is GPT else None
     if full is not None:  # the default still has a feed-forward sublayer of width 4 d_model
         assert full.blocks[0].ff.fc1.out_features == 4 * 32
+
+
+# ------------------------------------------------------------------------ one interface on all three
+def three_models():
+    torch.manual_seed(0)
+    return [GPT(GPTConfig(vocab_size=50, context_length=32, n_layers=2, n_heads=4, d_model=32)),
+            BERT(BERTConfig(vocab_size=60, context_length=16, n_layers=2, n_heads=4, d_model=32)),
+            Seq2Seq(Seq2SeqConfig(src_vocab_size=40, tgt_vocab_size=30, context_length=24, d_model=32, n_heads=4))]
+
+
+def test_num_parameters_counts_each_weight_once_and_non_embedding_leaves_out_the_tables():
+    gpt, bert, s2s = three_models()
+    d = 32
+    block = 4 * d * d + 4 * d + 2 * d * 4 * d + 4 * d + d + 4 * d  # attention, FFN (d_ff = 4d), two LayerNorms
+    cross = 4 * d * d + 4 * d + 2 * d  # cross-attention and its LayerNorm
+    gpt_tables = 50 * d + 32 * d  # tokens (tied to the output layer: counted once) and learned positions
+    assert gpt.num_parameters() == gpt_tables + 2 * block + 2 * d
+    assert gpt.num_parameters(non_embedding=True) == 2 * block + 2 * d
+    bert_tables = 60 * d + 16 * d + 2 * d  # tokens, positions, segments
+    bert_heads = 2 * d + (d * d + d) + 2 * d + 60 + (d * d + d) + (2 * d + 2)  # emb LN, MLM, pooler, NSP
+    assert bert.num_parameters() == bert_tables + 2 * block + bert_heads
+    assert bert.num_parameters(non_embedding=True) == 2 * block + bert_heads
+    s2s_rest = 2 * block + 2 * (block + cross) + 2 * 2 * d + 30 * d  # blocks, final LayerNorms, output layer
+    assert s2s.num_parameters() == 40 * d + 30 * d + s2s_rest  # sinusoidal positions have no parameters
+    assert s2s.num_parameters(non_embedding=True) == s2s_rest
+
+
+def test_every_model_names_its_context_length_and_refuses_beyond_it():
+    for model in three_models():
+        assert model.config.context_length in (32, 16, 24)
+        too_long = torch.ones(1, model.config.context_length + 1, dtype=torch.long)
+        args = (too_long, torch.ones(1, 2, dtype=torch.long)) if isinstance(model, Seq2Seq) else (too_long,)
+        with pytest.raises(ValueError, match=f"longer than the context length {model.config.context_length}"):
+            model(*args)
+
+
+def test_encoder_and_decoder_blocks_return_the_same_kind_of_value():
+    from llmbook.blocks import BlockOutput, DecoderBlock, EncoderBlock
+
+    torch.manual_seed(0)
+    x, memory = torch.randn(2, 5, 16), torch.randn(2, 7, 16)
+    enc = EncoderBlock(16, 2, 32)(x, return_attention=True)
+    dec = DecoderBlock(16, 2, 32, cross_attention=True)(x, memory, return_attention=True)
+    assert type(enc) is type(dec) is BlockOutput
+    assert enc.attention.shape == dec.attention.shape == (2, 2, 5, 5) and enc.cross_attention is None
+    assert dec.cross_attention.shape == (2, 2, 5, 7)
+    assert EncoderBlock(16, 2, 32)(x).attention is None
+
+
+def test_seq2seq_new_kv_cache_gives_a_self_and_a_cross_attention_cache():
+    s2s = three_models()[2]
+    self_cache, cross_cache = s2s.new_kv_cache()
+    assert len(self_cache.layers) == len(cross_cache.layers) == s2s.config.n_decoder_layers
+    assert self_cache.layers[0].max_len == s2s.config.context_length

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = [ROOT / "book" / "getting_started.ipynb", *sorted((ROOT / "chapters").glob("*.ipynb"))]
 STUDENT = sorted((ROOT / "_build" / "student").rglob("*.ipynb"))  # present after `make student`
 TORCH_PIN = re.search(r"^torch==(\S+)$", (ROOT / "constraints.txt").read_text(), re.M).group(1)
-CAN_PIN = numerics.is_x86_64() and numerics._cpu_has_avx2()
+CAN_PIN = numerics.can_pin()
 
 # Trains a tiny network for 60 AdamW steps and prints (kernel ISA, sha256 of the weights).
 TRAIN = """

@@ -1,10 +1,15 @@
-"""Number formats: their limits, rounding to them, and simulated low precision inside autograd."""
+"""Number formats: their limits, rounding to them, and simulated low precision inside autograd and in
+every matrix product of a model."""
 import math
 
 import pytest
 import torch
 
-from llmbook.precision import FORMATS, LossScaled, format_limits_log2, get_format, log2_magnitudes, quantize, range_report, round_to
+from llmbook.models import GPT, GPTConfig
+from llmbook.precision import (
+    FORMATS, LossScaled, ScaledLinear, format_limits_log2, get_format, log2_magnitudes, quantize, range_report,
+    record_matmuls, round_to, set_matmul_formats,
+)
 
 
 @pytest.mark.parametrize("name, bits, max_value, normal, subnormal", [
@@ -71,10 +76,9 @@ def test_range_report_counts_where_values_fall():
 
 
 def test_loss_scaled_multiplies_every_gradient_but_not_the_loss():
-    from llmbook.models import GPT, GPTConfig
 
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=20, block_size=8, n_layers=1, n_heads=2, d_model=16))
+    model = GPT(GPTConfig(vocab_size=20, context_length=8, n_layers=1, n_heads=2, d_model=16))
     x, y = torch.randint(0, 20, (2, 8)), torch.randint(0, 20, (2, 8))
     plain = model(x, targets=y)
     plain.loss.backward()
@@ -88,3 +92,25 @@ def test_loss_scaled_multiplies_every_gradient_but_not_the_loss():
         torch.testing.assert_close(p.grad, 1024.0 * expected[name])
     with pytest.raises(ValueError, match="positive finite"):
         LossScaled(model, 0.0)
+
+
+def test_set_matmul_formats_simulates_fp8_and_keeps_ties():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=40, context_length=32, n_layers=3, n_heads=4, d_model=64)).eval()
+    x = torch.randint(0, 40, (2, 12))
+    before = model(x).logits
+    set_matmul_formats(model, None, None)
+    assert model.lm_head.weight is model.tok_emb.weight
+    assert sum(isinstance(m, ScaledLinear) for m in model.modules()) == 3 * 4 + 1
+    torch.testing.assert_close(model(x).logits, before, atol=0, rtol=0)
+    set_matmul_formats(model, "fp8_e4m3", "fp8_e5m2")
+    after = model(x).logits
+    assert not torch.equal(after, before) and (after - before).abs().max() < 0.05
+    with pytest.raises(ValueError, match="unknown number format"):
+        set_matmul_formats(model, "fp9")
+
+
+def test_record_matmuls_needs_scaled_linear_layers():
+    with pytest.raises(ValueError, match="set_matmul_formats"):
+        with record_matmuls(GPT(GPTConfig(vocab_size=40, context_length=32, n_layers=1, n_heads=4, d_model=64))):
+            pass

@@ -50,11 +50,11 @@ def test_int8_linear_equals_a_linear_with_the_dequantised_weight():
 
 def test_quantize_model_replaces_linears_in_a_copy_and_shrinks_it():
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=30, block_size=32, n_layers=2, n_heads=4, d_model=64)).eval()
+    model = GPT(GPTConfig(vocab_size=30, context_length=32, n_layers=2, n_heads=4, d_model=64)).eval()
     q = quantize_model(model)
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     assert all(isinstance(m, nn.Linear) for m in linears)  # the original is untouched
-    assert isinstance(q.blocks[0].self_attn.in_proj, Int8Linear) and isinstance(q.blocks[1].ff.fc2, Int8Linear)
+    assert isinstance(q.blocks[0].attn.in_proj, Int8Linear) and isinstance(q.blocks[1].ff.fc2, Int8Linear)
     assert isinstance(q.lm_head, nn.Linear) and q.lm_head.weight is q.tok_emb.weight  # skipped, still tied
     block_weights = sum(m.weight.numel() for m in linears if m is not model.lm_head)
     assert model_nbytes(model) - model_nbytes(q) == block_weights * 3 - sum(
@@ -67,7 +67,7 @@ def test_quantize_model_replaces_linears_in_a_copy_and_shrinks_it():
 
 def test_model_nbytes_counts_tied_weights_once():
     torch.manual_seed(0)
-    tied = GPT(GPTConfig(vocab_size=30, block_size=8, n_layers=1, n_heads=2, d_model=16))
+    tied = GPT(GPTConfig(vocab_size=30, context_length=8, n_layers=1, n_heads=2, d_model=16))
     assert model_nbytes(tied) == tied.num_parameters() * 4
 
 

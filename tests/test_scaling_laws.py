@@ -11,7 +11,7 @@ from llmbook.scaling_laws import (compute_optimal, fit_power_law, fit_power_law_
 
 def test_measured_flops_are_six_n_d_plus_attention_and_output_layer():
     for n_layers, d in ((1, 8), (2, 16)):
-        model = GPT(GPTConfig(vocab_size=30, block_size=64, n_layers=n_layers, n_heads=max(1, min(4, d // 4)),
+        model = GPT(GPTConfig(vocab_size=30, context_length=64, n_layers=n_layers, n_heads=max(1, min(4, d // 4)),
                               d_model=d))
         B, T = 2, 64
         per_token = 6 * (12 * n_layers * d * d + d * 30) + 12 * n_layers * T * d

@@ -11,7 +11,7 @@ from llmbook.speculative import speculative_generate
 
 def gpt(seed, **kw):
     torch.manual_seed(seed)
-    cfg = dict(vocab_size=20, block_size=64, n_layers=2, n_heads=2, d_model=32)
+    cfg = dict(vocab_size=20, context_length=64, n_layers=2, n_heads=2, d_model=32)
     return GPT(GPTConfig(**{**cfg, **kw})).eval()
 
 
@@ -64,7 +64,7 @@ def test_bad_input_is_refused_clearly():
     with pytest.raises(ValueError, match="share a vocabulary"):
         speculative_generate(target, gpt(1, vocab_size=21), torch.tensor([[1]]), 5)
     with pytest.raises(ValueError, match="exceeds the context length 32"):
-        speculative_generate(target, gpt(1, block_size=32), torch.tensor([[1, 2]]), 31)
+        speculative_generate(target, gpt(1, context_length=32), torch.tensor([[1, 2]]), 31)
 
 
 def test_cache_crop_forgets_positions_and_refuses_to_grow():

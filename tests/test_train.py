@@ -28,7 +28,7 @@ def one_thread():
 
 
 def tiny_gpt(**kw):
-    cfg = dict(vocab_size=12, block_size=16, n_layers=2, n_heads=4, d_model=32)
+    cfg = dict(vocab_size=12, context_length=16, n_layers=2, n_heads=4, d_model=32)
     return GPT(GPTConfig(**{**cfg, **kw}))
 
 
@@ -117,7 +117,7 @@ def test_tiny_gpt_learns_to_copy_and_generalises():
             seen = (x[:, None, :] == held_out[None]).all(-1).any(-1)
         return copy_sequences(x)
 
-    model = GPT(GPTConfig(vocab_size=12, block_size=2 * N_COPY + 1, n_layers=2, n_heads=4, d_model=64))
+    model = GPT(GPTConfig(vocab_size=12, context_length=2 * N_COPY + 1, n_layers=2, n_heads=4, d_model=64))
     hist = train(model, get_batch, TrainConfig(steps=150, lr=3e-3, warmup_steps=15, device="cpu", **QUIET))
     assert hist.loss[0] > 1.0 and hist.loss[-1] < 0.05
     prompt = torch.cat([held_out, torch.full((64, 1), SEP)], dim=1)
@@ -137,17 +137,17 @@ def test_history_records_every_step_and_counts_tokens():
 
 
 def test_dict_batches_and_eval_fn():
-    model = BERT(BERTConfig(vocab_size=20, max_len=16, n_layers=1, d_model=32))
+    model = BERT(BERTConfig(vocab_size=20, context_length=16, n_layers=1, d_model=32))
     ids = torch.randint(3, 20, (4, 10))
     labels = ids.masked_fill(torch.rand(4, 10) < 0.5, -100)
     seen = []
 
     def eval_fn(m):
         seen.append((m.training, torch.is_grad_enabled()))
-        return {"mlm_loss": m(input_ids=ids, labels=labels).loss.item()}
+        return {"mlm_loss": m(input_ids=ids, targets=labels).loss.item()}
 
     cfg = TrainConfig(steps=5, warmup_steps=1, lr=1e-3, eval_every=2, device="cpu", **QUIET)
-    hist = train(model, lambda step: {"input_ids": ids, "labels": labels}, cfg, eval_fn=eval_fn)
+    hist = train(model, lambda step: {"input_ids": ids, "targets": labels}, cfg, eval_fn=eval_fn)
     assert [e["step"] for e in hist.evals] == [1, 3, 4]  # every 2 steps, and after the last
     assert all(math.isfinite(e["mlm_loss"]) for e in hist.evals)
     assert seen == [(False, False)] * 3  # eval mode, no gradients
@@ -155,7 +155,7 @@ def test_dict_batches_and_eval_fn():
 
 
 def test_seq2seq_tuple_batch_trains_and_progress_bar_runs():
-    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=16, tgt_vocab_size=16, max_len=12, d_model=32))
+    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=16, tgt_vocab_size=16, context_length=12, d_model=32))
     src = torch.randint(3, 16, (4, 6))
     tgt = torch.cat([torch.ones(4, 1, dtype=torch.long), src], dim=1)  # bos + copy of the source
     batch = (src, tgt[:, :-1], tgt[:, 1:])
@@ -212,18 +212,18 @@ def test_recorded_grad_norm_is_pre_clip_and_update_uses_clipped(grad_clip):
 
 # ----------------------------------------------------------------------------- checkpoints
 def gpt_case():
-    return GPT(GPTConfig(vocab_size=30, block_size=16, n_layers=2, n_heads=2, d_model=32, pos_encoding="rope")), \
+    return GPT(GPTConfig(vocab_size=30, context_length=16, n_layers=2, n_heads=2, d_model=32, pos_encoding="rope")), \
         (torch.randint(0, 30, (2, 9)),)
 
 
 def bert_case():
-    model = BERT(BERTConfig(vocab_size=30, max_len=16, n_layers=2, d_model=32, num_labels=3))
+    model = BERT(BERTConfig(vocab_size=30, context_length=16, n_layers=2, d_model=32, num_labels=3))
     ids = torch.randint(1, 30, (2, 9))
     return model, (ids, torch.randint(0, 2, (2, 9)), torch.ones(2, 9, dtype=torch.long))
 
 
 def seq2seq_case():
-    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=20, tgt_vocab_size=25, max_len=16, d_model=32, n_heads=2))
+    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=20, tgt_vocab_size=25, context_length=16, d_model=32, n_heads=2))
     return model, (torch.randint(3, 20, (2, 7)), torch.randint(3, 25, (2, 5)))
 
 
@@ -313,5 +313,15 @@ def test_load_state_into_another_config_names_the_field(tmp_path):
 def test_load_checkpoint_checks_expected_config(tmp_path):
     save_checkpoint(tmp_path / "gpt.pt", tiny_gpt(d_model=32))
     with pytest.raises(ValueError, match=r"d_ff: 128 vs 256; d_model: 32 vs 64"):
-        load_checkpoint(tmp_path / "gpt.pt", expected_config=GPTConfig(vocab_size=12, block_size=16, n_layers=2,
+        load_checkpoint(tmp_path / "gpt.pt", expected_config=GPTConfig(vocab_size=12, context_length=16, n_layers=2,
                                                                         n_heads=4, d_model=64))
+
+
+def test_checkpoint_from_before_the_renames_names_the_renamed_key(tmp_path):
+    """A checkpoint saved when GPTConfig had block_size (now context_length) is refused with a hint."""
+    model = tiny_gpt()
+    old_config = {("block_size" if k == "context_length" else k): v for k, v in model.config.__dict__.items()}
+    torch.save({"model_class": "GPT", "config": old_config, "state_dict": model.state_dict(), "extra": {}},
+               tmp_path / "old.pt")
+    with pytest.raises(ValueError, match=r"no fields \['block_size'\] \(renamed .*block_size -> context_length"):
+        load_checkpoint(tmp_path / "old.pt")

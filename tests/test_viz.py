@@ -136,7 +136,7 @@ def test_attention_explorer_reports_a_bad_text_in_its_status_line(tiny_gpt, char
 
 def test_attention_explorer_works_with_bert_and_restores_training_mode(char_tok):
     torch.manual_seed(0)
-    bert = BERT(BERTConfig(vocab_size=char_tok.vocab_size, max_len=32, n_layers=1, n_heads=2, d_model=16, dropout=0.1))
+    bert = BERT(BERTConfig(vocab_size=char_tok.vocab_size, context_length=32, n_layers=1, n_heads=2, d_model=16, dropout=0.1))
     bert.train()
     explorer = viz.attention_explorer(bert, char_tok, "a cat")
     assert controls(explorer)[3].value == "5 tokens"
@@ -170,7 +170,7 @@ def test_head_view_returns_bertviz_html_from_a_model_output(tiny_gpt, char_tok):
 
 def test_head_view_shows_encoder_decoder_and_cross_attention():
     torch.manual_seed(0)
-    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=12, tgt_vocab_size=12, max_len=16, d_model=16, n_heads=2))
+    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=12, tgt_vocab_size=12, context_length=16, d_model=16, n_heads=2))
     out = model(torch.randint(3, 12, (1, 5)), torch.randint(3, 12, (1, 4)), return_attention=True)
     html = viz.head_view(out, encoder_tokens=list("abcde"), decoder_tokens=list("wxyz"), html_action="return")
     for name in ("bertviz", "Encoder", "Decoder", "Cross"):
@@ -179,7 +179,7 @@ def test_head_view_shows_encoder_decoder_and_cross_attention():
 
 def test_model_view_shows_encoder_decoder_and_cross_attention():
     torch.manual_seed(0)
-    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=12, tgt_vocab_size=12, max_len=16, d_model=16, n_heads=2))
+    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=12, tgt_vocab_size=12, context_length=16, d_model=16, n_heads=2))
     out = model(torch.randint(3, 12, (2, 5)), torch.randint(3, 12, (2, 4)), return_attention=True)
     html = viz.model_view(out, encoder_tokens=list("abcde"), decoder_tokens=list("wxyz"), batch_index=1,
                           display_mode="light", html_action="return")
@@ -209,6 +209,6 @@ def test_bertviz_adapters_reject_malformed_input(tiny_gpt, char_tok):
 
 
 def test_attention_explorer_rejects_a_model_without_layers_and_heads(char_tok):
-    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=12, tgt_vocab_size=12, max_len=16, d_model=16, n_heads=2))
+    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=12, tgt_vocab_size=12, context_length=16, d_model=16, n_heads=2))
     with pytest.raises(TypeError, match="needs a GPT or BERT.*got Seq2Seq"):
         viz.attention_explorer(model, char_tok, "the cat")

@@ -139,60 +139,80 @@ class MultiHeadAttention(nn.Module):
         B, T, _ = x.shape
         return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)
 
-    def _project(self, x, context, kv_cache, positions):
-        """Queries from x; keys and values from x (self) or context (cross), via the cache if any."""
-        d = self.d_model
-        if context is None:
-            B, T, _ = x.shape
-            qkv = self.in_proj(x).view(B, T, 3, self.n_heads, self.d_head)
-            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, T, d_head)
-            past = kv_cache.length if kv_cache is not None else 0
-            if self.rotary is not None:
-                if positions is None:
-                    positions = torch.arange(past, past + x.size(1), device=x.device)
-                q, k = self.rotary(q, positions), self.rotary(k, positions)
-            if kv_cache is not None:
-                k, v = kv_cache.append(k, v)
-            return q, k, v, past
-        w, b = self.in_proj.weight, self.in_proj.bias
+    def _self_qkv(self, x, kv_cache, positions):
+        """Queries, keys and values from x (one matrix product); with a cache, keys and values of
+        the earlier positions come first. Rotary embeddings turn q and k by their positions."""
+        B, T, _ = x.shape
+        qkv = self.in_proj(x).view(B, T, 3, self.n_heads, self.d_head)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, T, d_head)
+        if self.rotary is not None:
+            if positions is None:  # the new tokens follow the cached ones
+                past = kv_cache.length if kv_cache is not None else 0
+                positions = torch.arange(past, past + T, device=x.device)
+            q, k = self.rotary(q, positions), self.rotary(k, positions)
+        if kv_cache is not None:
+            k, v = kv_cache.append(k, v)
+        return q, k, v
+
+    def _cross_qkv(self, x, context, kv_cache):
+        """Queries from x (the first third of in_proj), keys and values from context (the rest).
+        The context does not change between decoding steps, so a filled cache is reused as is."""
+        d, w, b = self.d_model, self.in_proj.weight, self.in_proj.bias
         q = self._split(F.linear(x, w[:d], None if b is None else b[:d]))
         if kv_cache is not None and kv_cache.length > 0:
-            return q, kv_cache.keys, kv_cache.values, 0  # the context does not change between steps
+            return q, kv_cache.keys, kv_cache.values
         k, v = F.linear(context, w[d:], None if b is None else b[d:]).split(d, dim=-1)
         k, v = self._split(k), self._split(v)
         if kv_cache is not None:
             k, v = kv_cache.append(k, v)
-        return q, k, v, 0
+        return q, k, v
 
-    def forward(self, x, context=None, mask=None, need_weights=False, kv_cache=None, causal=False,
+    def forward(self, x, context=None, mask=None, return_attention=False, kv_cache=None, causal=False,
                 positions=None):
         """x: (B, T, d_model); context: (B, S, d_model) or None; mask: bool, True = may attend,
         broadcastable to (B, H, T, T_k). ``causal=True`` adds the causal mask (self-attention only).
         ``positions`` (T,) or (B, T) are used by rotary embeddings (default: after the cache).
 
-        Returns (output (B, T, d_model), weights (B, H, T, T_k) if need_weights else None).
+        Returns (output (B, T, d_model), weights (B, H, T, T_k) if return_attention else None).
         """
         if x.dim() != 3 or x.size(-1) != self.d_model:
             raise ValueError(f"expected x of shape (B, T, {self.d_model}), got {tuple(x.shape)}")
         if causal and context is not None:
             raise ValueError("causal=True applies to self-attention only, not cross-attention")
         B, T, _ = x.shape
-        q, k, v, past = self._project(x, context, kv_cache, positions)
-        scores_shape = (B, self.n_heads, T, k.size(2))
-        if mask is not None:
-            check_mask(mask, scores_shape)
-        # SDPA's own is_causal flag aligns the triangle top-left, right only without a cache.
-        sdpa_causal = causal and mask is None and past == 0
-        if causal and not sdpa_causal and T > 1:
-            cm = causal_mask(T, x.device, past=past)
-            mask = cm if mask is None else mask & cm
-        p = self.dropout if self.training else 0.0
-        if need_weights:
-            if sdpa_causal:
-                mask = causal_mask(T, x.device)
-            out, weights = scaled_dot_product_attention(q, k, v, mask, dropout_p=p)
+        if context is None:
+            q, k, v = self._self_qkv(x, kv_cache, positions)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, is_causal=sdpa_causal)
-            weights = None
+            q, k, v = self._cross_qkv(x, context, kv_cache)
+        if mask is not None:
+            check_mask(mask, (B, self.n_heads, T, k.size(2)))
+        p = self.dropout if self.training else 0.0
+        if return_attention:  # the explicit formula: it has the weights to return
+            out, weights = scaled_dot_product_attention(q, k, v, _with_causal(mask, causal, q, k), dropout_p=p)
+        else:  # PyTorch's fused kernel
+            out, weights = _fused_attention(q, k, v, mask, causal, p), None
         out = out.transpose(1, 2).reshape(B, T, self.d_model)  # (B, H, T, d_head) -> (B, T, d_model)
         return self.out_proj(out), weights
+
+
+def _with_causal(mask, causal, q, k):
+    """mask and (if causal) the causal mask of q's T queries after k's T_k - T cached keys."""
+    if not causal:
+        return mask
+    T = q.size(2)
+    cm = causal_mask(T, q.device, past=k.size(2) - T)
+    return cm if mask is None else mask & cm
+
+
+def _fused_attention(q, k, v, mask, causal, dropout_p):
+    """F.scaled_dot_product_attention with our masks.
+
+    Its own is_causal flag aligns the triangle top-left, which is right only with no cached keys
+    (T_q == T_k) and no other mask; otherwise the causal mask is passed explicitly. A single query
+    after a cache may see every key and needs no causal mask at all.
+    """
+    if causal and mask is None and q.size(2) == k.size(2):
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+    if causal and q.size(2) > 1:
+        mask = _with_causal(mask, causal, q, k)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)

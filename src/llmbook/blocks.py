@@ -6,6 +6,9 @@ sublayer (pre-LN, GPT-2 and most modern LLMs: ``x + f(LN(x))``).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -45,28 +48,36 @@ def _feed_forward(d_model, d_ff, activation, bias, layer_norm_eps):
     return FeedForward(d_model, d_ff, activation, bias=bias), nn.LayerNorm(d_model, eps=layer_norm_eps)
 
 
-class _ResidualBlock(nn.Module):
-    """What encoder and decoder blocks share: a sublayer on a residual path with a LayerNorm."""
+class BlockOutput(NamedTuple):
+    """What every block returns: the new hidden states and, when asked for, its attention weights."""
+
+    hidden_states: torch.Tensor  # (B, T, d_model)
+    attention: torch.Tensor | None  # self-attention weights (B, H, T, T_k)
+    cross_attention: torch.Tensor | None  # (B, H, T, S); None in a block without cross-attention
+
+
+class _Block(nn.Module):
+    """What encoder and decoder blocks share: residual dropout and the feed-forward sublayer."""
 
     def __init__(self, norm_first: bool, dropout: float):
         super().__init__()
         self.norm_first = norm_first
         self.dropout = nn.Dropout(dropout)
 
-    def _sublayer(self, x, norm, fn):
-        """x + f(LN(x)) (pre-LN) or LN(x + f(x)) (post-LN); fn returns (output, extra)."""
-        if self.norm_first:
-            out, extra = fn(norm(x))
-            return x + self._drop(out), extra
-        out, extra = fn(x)
-        return norm(x + self._drop(out)), extra
-
-    def _drop(self, x):
+    def drop(self, x):
         # skipping a no-op dropout call saves ~6% of a cached decode step at the book's sizes
         return self.dropout(x) if self.training and self.dropout.p > 0 else x
 
+    def _feed_forward_sublayer(self, x):
+        """x + FFN(LN(x)) (pre-LN) or LN(x + FFN(x)) (post-LN); x itself in a block without FFN."""
+        if self.ff is None:
+            return x
+        if self.norm_first:
+            return x + self.drop(self.ff(self.norm2(x)))
+        return self.norm2(x + self.drop(self.ff(x)))
 
-class EncoderBlock(_ResidualBlock):
+
+class EncoderBlock(_Block):
     """Bidirectional self-attention then feed-forward, each with a residual and a LayerNorm."""
 
     def __init__(self, d_model, n_heads, d_ff, dropout=0.0, norm_first=True, activation="gelu",
@@ -76,45 +87,60 @@ class EncoderBlock(_ResidualBlock):
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.ff, self.norm2 = _feed_forward(d_model, d_ff, activation, bias, layer_norm_eps)
 
-    def forward(self, x, mask=None, need_weights=False, positions=None):
-        """x: (B, T, d_model); mask: bool, True = may attend. Returns (x, attention weights or None)."""
-        x, weights = self._sublayer(x, self.norm1, lambda h: self.attn(
-            h, mask=mask, need_weights=need_weights, positions=positions))
-        if self.ff is not None:
-            x, _ = self._sublayer(x, self.norm2, lambda h: (self.ff(h), None))
-        return x, weights
+    def forward(self, x, mask=None, return_attention=False, positions=None) -> BlockOutput:
+        """x: (B, T, d_model); mask: bool, True = may attend. Returns BlockOutput (no cross-attention)."""
+        kw = dict(mask=mask, return_attention=return_attention, positions=positions)
+        if self.norm_first:  # pre-LN: x + attn(LN(x))
+            a, weights = self.attn(self.norm1(x), **kw)
+            x = x + self.drop(a)
+        else:  # post-LN: LN(x + attn(x))
+            a, weights = self.attn(x, **kw)
+            x = self.norm1(x + self.drop(a))
+        return BlockOutput(self._feed_forward_sublayer(x), weights, None)
 
 
-class DecoderBlock(_ResidualBlock):
+class DecoderBlock(_Block):
     """Causal (masked) self-attention, optional cross-attention to an encoder's output, feed-forward.
 
-    Without cross-attention this is a GPT block. Returns (x, self weights, cross weights).
+    Without cross-attention this is a GPT block.
     """
 
     def __init__(self, d_model, n_heads, d_ff, dropout=0.0, norm_first=True, activation="gelu",
                  layer_norm_eps=1e-5, bias=True, cross_attention=False, rotary=None):
         super().__init__(norm_first, dropout)
-        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout, bias=bias, rotary=rotary)
+        self.attn = MultiHeadAttention(d_model, n_heads, dropout, bias=bias, rotary=rotary)
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout, bias=bias) if cross_attention else None
         self.norm_cross = nn.LayerNorm(d_model, eps=layer_norm_eps) if cross_attention else None
         self.ff, self.norm2 = _feed_forward(d_model, d_ff, activation, bias, layer_norm_eps)
 
-    def forward(self, x, memory=None, self_mask=None, memory_mask=None, need_weights=False,
-                kv_cache=None, cross_cache=None, positions=None):
+    def forward(self, x, memory=None, mask=None, memory_mask=None, return_attention=False,
+                kv_cache=None, cross_cache=None, positions=None) -> BlockOutput:
         """x: (B, T, d_model); memory: encoder output (B, S, d_model) for cross-attention.
 
-        self_mask is combined with the causal mask; memory_mask (B, 1, 1, S) hides padded source
+        mask is combined with the causal mask; memory_mask (B, 1, 1, S) hides padded source
         tokens. kv_cache / cross_cache are LayerKVCache objects used during generation.
         """
-        x, w_self = self._sublayer(x, self.norm1, lambda h: self.self_attn(
-            h, mask=self_mask, need_weights=need_weights, kv_cache=kv_cache, causal=True, positions=positions))
-        w_cross = None
+        kw = dict(mask=mask, return_attention=return_attention, kv_cache=kv_cache, causal=True,
+                  positions=positions)
+        if self.norm_first:  # pre-LN: x + attn(LN(x))
+            a, weights = self.attn(self.norm1(x), **kw)
+            x = x + self.drop(a)
+        else:  # post-LN: LN(x + attn(x))
+            a, weights = self.attn(x, **kw)
+            x = self.norm1(x + self.drop(a))
+        cross_weights = None
         if self.cross_attn is not None:
-            if memory is None:
-                raise ValueError("this decoder block has cross-attention and needs the encoder memory")
-            x, w_cross = self._sublayer(x, self.norm_cross, lambda h: self.cross_attn(
-                h, context=memory, mask=memory_mask, need_weights=need_weights, kv_cache=cross_cache))
-        if self.ff is not None:
-            x, _ = self._sublayer(x, self.norm2, lambda h: (self.ff(h), None))
-        return x, w_self, w_cross
+            x, cross_weights = self._cross_attention_sublayer(x, memory, memory_mask, return_attention, cross_cache)
+        return BlockOutput(self._feed_forward_sublayer(x), weights, cross_weights)
+
+    def _cross_attention_sublayer(self, x, memory, memory_mask, return_attention, cross_cache):
+        """x + cross_attn(LN(x), memory) (pre-LN) or LN(x + cross_attn(x, memory)) (post-LN)."""
+        if memory is None:
+            raise ValueError("this decoder block has cross-attention and needs the encoder memory")
+        kw = dict(context=memory, mask=memory_mask, return_attention=return_attention, kv_cache=cross_cache)
+        if self.norm_first:
+            c, weights = self.cross_attn(self.norm_cross(x), **kw)
+            return x + self.drop(c), weights
+        c, weights = self.cross_attn(x, **kw)
+        return self.norm_cross(x + self.drop(c)), weights

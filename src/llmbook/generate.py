@@ -63,40 +63,40 @@ def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, generator
     return torch.multinomial(probs, 1, generator=generator)
 
 
-def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
+def generate(model, input_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
              generator=None, eos_id=None, attention_mask=None):
-    """Append max_new_tokens tokens to idx (B, T) with a GPT; returns (B, T + n) ids.
+    """Append max_new_tokens tokens to input_ids (B, T) with a GPT; returns (B, T + n) ids.
 
     With use_cache the prompt plus new tokens must fit in the context (a cache cannot slide learned
-    positions); without it, the model sees the last block_size tokens (a sliding window). Once every
+    positions); without it, the model sees the last context_length tokens (a sliding window). Once every
     row has produced eos_id (if given), generation stops early. For a batch of prompts of different
     lengths, left-pad them and pass attention_mask (B, T): 1 for real tokens, 0 for padding.
     """
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-    block = model.config.block_size
-    if use_cache and idx.size(1) + max_new_tokens > block:
+    context = model.config.context_length
+    if use_cache and input_ids.size(1) + max_new_tokens > context:
         raise ValueError(
-            f"prompt ({idx.size(1)}) + max_new_tokens ({max_new_tokens}) exceeds the context length "
-            f"{block}; use use_cache=False to generate beyond it with a sliding window")
+            f"prompt ({input_ids.size(1)}) + max_new_tokens ({max_new_tokens}) exceeds the context length "
+            f"{context}; use use_cache=False to generate beyond it with a sliding window")
     with inference_mode(model):
-        return _generate_loop(model, idx, max_new_tokens, block, use_cache, eos_id, attention_mask,
+        return _generate_loop(model, input_ids, max_new_tokens, context, use_cache, eos_id, attention_mask,
                               lambda logits: sample_next_token(logits, temperature, top_k, top_p, generator))
 
 
-def _generate_loop(model, idx, max_new_tokens, block, use_cache, eos_id, attention_mask, pick):
+def _generate_loop(model, input_ids, max_new_tokens, context, use_cache, eos_id, attention_mask, pick):
     cache = model.new_kv_cache() if use_cache else None
-    tokens = [idx]
-    step_input = idx
+    tokens = [input_ids]
+    step_input = input_ids
     mask = attention_mask
-    done = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+    done = torch.zeros(input_ids.size(0), dtype=torch.bool, device=input_ids.device)
     for step in range(max_new_tokens):
         if not use_cache:
-            step_input = torch.cat(tokens, dim=1)[:, -block:]
+            step_input = torch.cat(tokens, dim=1)[:, -context:]
         if mask is not None:
             if step > 0:  # each new token is a real token
                 mask = torch.cat([mask, mask.new_ones(mask.size(0), 1)], dim=1)
-            step_mask = mask if use_cache else mask[:, -block:]
+            step_mask = mask if use_cache else mask[:, -context:]
         logits = model(step_input, kv_cache=cache, attention_mask=None if mask is None else step_mask).logits[:, -1]
         nxt = pick(logits)
         if eos_id is not None:
@@ -144,15 +144,16 @@ def beam_search(step_log_probs, start, beam_size, max_new_tokens, eos_id, length
     return max(finished, key=lambda f: f[0])[1]
 
 
-def greedy_seq2seq(model, src, max_new_tokens=None, use_cache=True):
-    """Greedy decoding for a Seq2Seq model; returns (B, 1 + n) ids starting with bos."""
+def greedy_seq2seq(model, input_ids, max_new_tokens=None, use_cache=True):
+    """Greedy decoding of source input_ids (B, S) with a Seq2Seq model; returns (B, 1 + n) ids
+    starting with bos."""
     c = model.config
-    max_new = c.max_len - 1 if max_new_tokens is None else max_new_tokens
+    max_new = c.context_length - 1 if max_new_tokens is None else max_new_tokens
     with inference_mode(model):
-        memory, src_mask, _ = model.encode(src)
-        ys = torch.full((src.size(0), 1), c.bos_id, dtype=torch.long, device=src.device)
-        cache, cross = model.new_caches() if use_cache else (None, None)
-        done = torch.zeros(src.size(0), dtype=torch.bool, device=src.device)
+        memory, src_mask, _ = model.encode(input_ids)
+        ys = torch.full((input_ids.size(0), 1), c.bos_id, dtype=torch.long, device=input_ids.device)
+        cache, cross = model.new_kv_cache() if use_cache else (None, None)
+        done = torch.zeros(input_ids.size(0), dtype=torch.bool, device=input_ids.device)
         for _ in range(max_new):
             inp = ys[:, -1:] if use_cache else ys
             logits, _, _ = model.decode(inp, memory, src_mask, kv_cache=cache, cross_cache=cross)
@@ -164,28 +165,28 @@ def greedy_seq2seq(model, src, max_new_tokens=None, use_cache=True):
         return ys
 
 
-def beam_search_seq2seq(model, src, beam_size=4, max_new_tokens=None, length_penalty=1.0):
-    """Beam search for one source sequence src (1, S); returns a 1-D tensor bos ... eos."""
+def beam_search_seq2seq(model, input_ids, beam_size=4, max_new_tokens=None, length_penalty=1.0):
+    """Beam search for one source sequence input_ids (1, S); returns a 1-D tensor bos ... eos."""
     c = model.config
-    max_new = c.max_len - 1 if max_new_tokens is None else max_new_tokens
+    max_new = c.context_length - 1 if max_new_tokens is None else max_new_tokens
     with inference_mode(model):
-        memory, src_mask, _ = model.encode(src)
+        memory, src_mask, _ = model.encode(input_ids)
 
         def step(seqs):
             n = seqs.size(0)
             logits, _, _ = model.decode(seqs, memory.expand(n, -1, -1), src_mask.expand(n, -1, -1, -1))
             return F.log_softmax(logits[:, -1].float(), dim=-1)
 
-        start = torch.tensor([c.bos_id], device=src.device)
+        start = torch.tensor([c.bos_id], device=input_ids.device)
         return beam_search(step, start, beam_size, max_new, c.eos_id, length_penalty)
 
 
 def beam_search_gpt(model, prompt, beam_size=4, max_new_tokens=20, eos_id=None, length_penalty=1.0):
     """Beam search continuation of prompt (T,) with a GPT; without eos_id, runs max_new_tokens."""
-    block = model.config.block_size
+    context = model.config.context_length
 
     def step(seqs):
-        return F.log_softmax(model(seqs[:, -block:]).logits[:, -1].float(), dim=-1)
+        return F.log_softmax(model(seqs[:, -context:]).logits[:, -1].float(), dim=-1)
 
     with inference_mode(model):
         return beam_search(step, prompt, beam_size, max_new_tokens, -1 if eos_id is None else eos_id,

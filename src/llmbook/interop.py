@@ -55,6 +55,21 @@ def _load(model: torch.nn.Module, state: dict, like: torch.Tensor) -> torch.nn.M
 
 
 # ----------------------------------------------------------------------------------------- GPT-2
+def gpt2_weight_names(n_layers: int) -> list[tuple[str, str, bool]]:
+    """(our GPT's state-dict key, the key in a GPT2Model's state dict, whether it is a Conv1D weight)
+    for every weight of a GPT-2 body. HF's Conv1D stores (in, out), nn.Linear (out, in): transpose
+    those. The output layer is not listed: GPT-2 ties it to the token embeddings."""
+    names = [("tok_emb.weight", "wte.weight", False), ("pos_emb.weight", "wpe.weight", False),
+             ("ln_f.weight", "ln_f.weight", False), ("ln_f.bias", "ln_f.bias", False)]
+    for i in range(n_layers):
+        for ours, theirs, conv1d in (("attn.in_proj", "attn.c_attn", True), ("attn.out_proj", "attn.c_proj", True),
+                                     ("ff.fc1", "mlp.c_fc", True), ("ff.fc2", "mlp.c_proj", True),
+                                     ("norm1", "ln_1", False), ("norm2", "ln_2", False)):
+            names.append((f"blocks.{i}.{ours}.weight", f"h.{i}.{theirs}.weight", conv1d))
+            names.append((f"blocks.{i}.{ours}.bias", f"h.{i}.{theirs}.bias", False))
+    return names
+
+
 def gpt_from_hf(hf_model) -> GPT:
     """Convert a ``transformers`` GPT2LMHeadModel (or a bare GPT2Model) into an llmbook GPT.
 
@@ -76,22 +91,14 @@ def gpt_from_hf(hf_model) -> GPT:
     _refuse(hc, {"scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
                  "scale_attn_weights": True, "add_cross_attention": False})
     tied = head is None or head is tr.wte.weight or torch.equal(head, tr.wte.weight)
-    cfg = GPTConfig(vocab_size=hc.vocab_size, block_size=hc.n_positions, n_layers=hc.n_layer,
+    cfg = GPTConfig(vocab_size=hc.vocab_size, context_length=hc.n_positions, n_layers=hc.n_layer,
                     n_heads=hc.n_head, d_model=hc.n_embd, d_ff=hc.n_inner or 4 * hc.n_embd,
                     dropout=0.0, bias=True, norm_first=True, pos_encoding="learned",
                     activation=_activation("activation_function", hc.activation_function),
                     layer_norm_eps=hc.layer_norm_epsilon, tie_weights=tied)
-    sd = {"tok_emb.weight": tr.wte.weight, "pos_emb.weight": tr.wpe.weight,
-          "ln_f.weight": tr.ln_f.weight, "ln_f.bias": tr.ln_f.bias,
-          "lm_head.weight": tr.wte.weight if tied else head}
-    for i, h in enumerate(tr.h):
-        p = f"blocks.{i}."
-        for ours, conv in (("self_attn.in_proj", h.attn.c_attn), ("self_attn.out_proj", h.attn.c_proj),
-                           ("ff.fc1", h.mlp.c_fc), ("ff.fc2", h.mlp.c_proj)):
-            sd[p + ours + ".weight"] = conv.weight.t()  # Conv1D (in, out) -> Linear (out, in)
-            sd[p + ours + ".bias"] = conv.bias
-        for ours, ln in (("norm1", h.ln_1), ("norm2", h.ln_2)):
-            sd[p + ours + ".weight"], sd[p + ours + ".bias"] = ln.weight, ln.bias
+    theirs = dict(tr.named_parameters())
+    sd = {ours: theirs[name].t() if conv1d else theirs[name] for ours, name, conv1d in gpt2_weight_names(hc.n_layer)}
+    sd["lm_head.weight"] = tr.wte.weight if tied else head
     return _load(GPT(cfg), sd, tr.wte.weight)
 
 
@@ -123,7 +130,7 @@ def bert_from_hf(hf_model) -> BERT:
     hc = hf_model.config
     _refuse(hc, {"position_embedding_type": "absolute", "is_decoder": False, "add_cross_attention": False})
     classify = isinstance(hf_model, T.BertForSequenceClassification)
-    cfg = BERTConfig(vocab_size=hc.vocab_size, max_len=hc.max_position_embeddings,
+    cfg = BERTConfig(vocab_size=hc.vocab_size, context_length=hc.max_position_embeddings,
                      n_layers=hc.num_hidden_layers, n_heads=hc.num_attention_heads, d_model=hc.hidden_size,
                      d_ff=hc.intermediate_size, type_vocab_size=hc.type_vocab_size, dropout=0.0, bias=True,
                      norm_first=False, pos_encoding="learned", activation=_activation("hidden_act", hc.hidden_act),

@@ -1,5 +1,9 @@
 """Three Transformer models with dataclass configs: GPT (decoder-only), BERT (encoder), Seq2Seq.
 
+They share one vocabulary: every config extends ``TransformerConfig`` (``context_length``, ``d_model``,
+...); token ids come in as ``input_ids`` (Seq2Seq's decoder: ``decoder_input_ids``), per-position
+targets as ``targets`` (-100 = ignore); ``return_attention=True`` asks for attention weights,
+``new_kv_cache()`` builds a cache for generation and ``num_parameters()`` counts parameters.
 Every model returns an output object with ``.logits``, ``.loss`` (when targets or labels are given)
 and ``.attentions`` (one (B, H, T, T) tensor per layer with ``return_attention=True``, else None).
 """
@@ -47,9 +51,9 @@ def check_token_ids(ids: torch.Tensor, vocab_size: int, name: str = "token ids")
             raise ValueError(f"{name} contain {bad}, outside the vocabulary [0, {vocab_size})")
 
 
-def _check_length(T: int, max_len: int, what: str = "sequence") -> None:
-    if T > max_len:
-        raise ValueError(f"{what} of length {T} is longer than the context length {max_len}")
+def _check_length(T: int, context_length: int, what: str = "sequence") -> None:
+    if T > context_length:
+        raise ValueError(f"{what} of length {T} is longer than the context length {context_length}")
 
 
 def _key_mask(attention_mask, B, T_k):
@@ -67,11 +71,11 @@ def _positions_from_mask(attention_mask, T):
     return pos[:, -T:]
 
 
-def _position_module(cfg, max_len):
+def _position_module(cfg):
     if cfg.pos_encoding == "learned":
-        return LearnedPositions(max_len, cfg.d_model)
+        return LearnedPositions(cfg.context_length, cfg.d_model)
     if cfg.pos_encoding == "sinusoidal":
-        return SinusoidalPositions(max_len, cfg.d_model)
+        return SinusoidalPositions(cfg.context_length, cfg.d_model)
     return None  # rope: applied inside attention
 
 
@@ -87,8 +91,8 @@ def _init_token_embedding(emb: nn.Embedding, cfg) -> None:
         nn.init.normal_(emb.weight, 0.0, cfg.d_model ** -0.5)
 
 
-def _rotary(cfg, max_len):
-    return RotaryEmbedding(cfg.d_model // cfg.n_heads, max_len) if cfg.pos_encoding == "rope" else None
+def _rotary(cfg):
+    return RotaryEmbedding(cfg.d_model // cfg.n_heads, cfg.context_length) if cfg.pos_encoding == "rope" else None
 
 
 def _init_weights(module: nn.Module, std: float = 0.02) -> None:
@@ -110,6 +114,11 @@ def _lm_loss(logits, targets):
     return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
 
 
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters of any module; a weight shared by two layers counts once."""
+    return sum(p.numel() for p in module.parameters())
+
+
 @dataclass
 class ModelOutput:
     logits: torch.Tensor
@@ -117,22 +126,22 @@ class ModelOutput:
     attentions: list | None = None
 
 
-# ----------------------------------------------------------------------------------------- GPT
+# ----------------------------------------------------------------------------- what all share
 @dataclass
-class GPTConfig:
-    vocab_size: int = 65
-    block_size: int = 128  # context length: the most positions the model can see
-    n_layers: int = 4
+class TransformerConfig:
+    """The settings every model has; GPTConfig, BERTConfig and Seq2SeqConfig add vocabulary and
+    layer counts and change some defaults. Raises ValueError for a setting that cannot build a model."""
+
+    context_length: int = 128  # the most positions the model can see
     n_heads: int = 4
     d_model: int = 128
     d_ff: int | None = None  # default 4 * d_model
     dropout: float = 0.0
     bias: bool = True
-    norm_first: bool = True  # pre-LN (GPT-2); False gives post-LN
+    norm_first: bool = True  # pre-LN (GPT-2); False gives post-LN (the original Transformer, BERT)
     pos_encoding: str = "learned"
-    activation: str = "gelu_tanh"
+    activation: str = "gelu"
     layer_norm_eps: float = 1e-5
-    tie_weights: bool = True  # the output layer reuses the token embedding matrix
 
     def __post_init__(self):
         if self.d_ff is None:
@@ -140,15 +149,76 @@ class GPTConfig:
         _check_config(self)
 
 
-class GPT(nn.Module):
+def _run_blocks(blocks, x, return_attention, kv_cache=None, cross_cache=None, **kwargs):
+    """Run x through the blocks, giving block i layer i of each cache.
+
+    Returns (x, self-attention weights, cross-attention weights): lists with one tensor (or None)
+    per block when return_attention, else None.
+    """
+    attentions, cross_attentions = ([], []) if return_attention else (None, None)
+    for i, block in enumerate(blocks):
+        caches = {}
+        if kv_cache is not None:
+            caches["kv_cache"] = kv_cache[i]
+        if cross_cache is not None:
+            caches["cross_cache"] = cross_cache[i]
+        x, weights, cross_weights = block(x, return_attention=return_attention, **kwargs, **caches)
+        if return_attention:
+            attentions.append(weights)
+            cross_attentions.append(cross_weights)
+    return x, attentions, cross_attentions
+
+
+class _Transformer(nn.Module):
+    """What the three models share: the embedding step and the parameter count.
+
+    A subclass sets pos_emb, drop, emb_scale, type_emb and emb_norm (None but in BERT).
+    """
+
+    def num_parameters(self, non_embedding: bool = False) -> int:
+        """Number of parameters (a tied weight counts once). non_embedding=True leaves out the token,
+        segment and learned position tables: the N of the scaling laws (Kaplan et al., 2020)."""
+        n = count_parameters(self)
+        if non_embedding:
+            tables = {id(m.weight): m.weight for m in self.modules()
+                      if isinstance(m, (nn.Embedding, LearnedPositions))}
+            n -= sum(w.numel() for w in tables.values())
+        return n
+
+    def _embed(self, token_emb, ids, positions, token_type_ids=None):
+        """Token vectors (times emb_scale), plus segment vectors (BERT) and position vectors (learned or
+        sinusoidal; rope turns queries and keys inside attention instead), then BERT's LayerNorm and dropout."""
+        x = token_emb(ids)
+        if self.emb_scale != 1.0:  # skip the no-op multiplication on the hot path
+            x = x * self.emb_scale
+        if token_type_ids is not None:
+            x = x + self.type_emb(token_type_ids)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(positions)
+        if self.emb_norm is not None:
+            x = self.emb_norm(x)
+        return self.drop(x)
+
+
+# ----------------------------------------------------------------------------------------- GPT
+@dataclass
+class GPTConfig(TransformerConfig):
+    vocab_size: int = 65
+    n_layers: int = 4
+    activation: str = "gelu_tanh"
+    tie_weights: bool = True  # the output layer reuses the token embedding matrix
+
+
+class GPT(_Transformer):
     """Decoder-only language model: predicts token t+1 from tokens 0..t."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = c = config
         self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
-        self.pos_emb = _position_module(c, c.block_size)
-        rotary = _rotary(c, c.block_size)
+        self.pos_emb = _position_module(c)
+        self.type_emb = self.emb_norm = None  # BERT's segment table and embedding LayerNorm
+        rotary = _rotary(c)
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
             DecoderBlock(c.d_model, c.n_heads, c.d_ff, c.dropout, c.norm_first, c.activation,
@@ -163,83 +233,51 @@ class GPT(nn.Module):
         if c.tie_weights:
             self.lm_head.weight = self.tok_emb.weight
 
-    def num_parameters(self, non_embedding: bool = False) -> int:
-        n = sum(p.numel() for p in self.parameters())
-        if non_embedding:
-            n -= self.tok_emb.weight.numel()
-            if isinstance(self.pos_emb, LearnedPositions):
-                n -= self.pos_emb.weight.numel()
-        return n
-
     def new_kv_cache(self) -> KVCache:
-        return KVCache(self.config.n_layers, self.config.block_size)
+        return KVCache(self.config.n_layers, self.config.context_length)
 
-    def forward(self, idx, targets=None, return_attention=False, kv_cache=None, attention_mask=None):
-        """idx: (B, T) token ids; targets: (B, T) next-token ids (-100 = ignore).
+    def forward(self, input_ids, targets=None, return_attention=False, kv_cache=None, attention_mask=None):
+        """input_ids: (B, T) token ids; targets: (B, T) next-token ids (-100 = ignore).
 
-        kv_cache: a KVCache holding earlier positions (idx are the new tokens after them).
+        kv_cache: a KVCache holding earlier positions (input_ids are the new tokens after them).
         attention_mask: (B, past + T), 1 for real tokens, 0 for padding (left padding for batches).
         Returns ModelOutput with logits (B, T, vocab_size).
         """
         c = self.config
-        check_token_ids(idx, c.vocab_size)
-        B, T = idx.shape
+        check_token_ids(input_ids, c.vocab_size)
+        B, T = input_ids.shape
         past = len(kv_cache) if kv_cache is not None else 0
-        _check_length(past + T, c.block_size, "prompt plus cached tokens" if past else "input sequence")
+        _check_length(past + T, c.context_length, "prompt plus cached tokens" if past else "input sequence")
         mask = _key_mask(attention_mask, B, past + T)
         if attention_mask is not None:
             positions = _positions_from_mask(attention_mask, T)
         else:
-            positions = torch.arange(past, past + T, device=idx.device)
-        x = self.tok_emb(idx)
-        if self.emb_scale != 1.0:  # only sinusoidal positions scale; skip the no-op on the hot path
-            x = x * self.emb_scale
-        if self.pos_emb is not None:
-            x = x + self.pos_emb(positions)
-        x = self.drop(x)
-        attentions = [] if return_attention else None
-        for i, block in enumerate(self.blocks):
-            layer_cache = kv_cache[i] if kv_cache is not None else None
-            x, w, _ = block(x, self_mask=mask, need_weights=return_attention, kv_cache=layer_cache,
-                            positions=positions)
-            if return_attention:
-                attentions.append(w)
+            positions = torch.arange(past, past + T, device=input_ids.device)
+        x = self._embed(self.tok_emb, input_ids, positions)
+        x, attentions, _ = _run_blocks(self.blocks, x, return_attention, kv_cache, mask=mask, positions=positions)
         logits = self.lm_head(self.ln_f(x))
         loss = _lm_loss(logits, targets) if targets is not None else None
         return ModelOutput(logits, loss, attentions)
 
-    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
+    def generate(self, input_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
                  generator=None, eos_id=None, attention_mask=None):
-        """Continue idx (B, T) by max_new_tokens tokens; see llmbook.generate.generate."""
+        """Continue input_ids (B, T) by max_new_tokens tokens; see llmbook.generate.generate."""
         from .generate import generate
 
-        return generate(self, idx, max_new_tokens, temperature, top_k, top_p, use_cache, generator, eos_id,
+        return generate(self, input_ids, max_new_tokens, temperature, top_k, top_p, use_cache, generator, eos_id,
                         attention_mask)
 
 
 # ---------------------------------------------------------------------------------------- BERT
 @dataclass
-class BERTConfig:
+class BERTConfig(TransformerConfig):
     vocab_size: int = 1000
-    max_len: int = 128
     n_layers: int = 2
-    n_heads: int = 4
-    d_model: int = 128
-    d_ff: int | None = None
     type_vocab_size: int = 2  # segment A / segment B
-    dropout: float = 0.0
-    bias: bool = True
     norm_first: bool = False  # BERT is post-LN
-    pos_encoding: str = "learned"
-    activation: str = "gelu"
     layer_norm_eps: float = 1e-12
     num_labels: int = 0  # > 0 adds a sequence-classification head
     pad_id: int | None = 0  # with no attention_mask given, keys equal to pad_id are masked
-
-    def __post_init__(self):
-        if self.d_ff is None:
-            self.d_ff = 4 * self.d_model
-        _check_config(self)
 
 
 @dataclass
@@ -250,18 +288,18 @@ class BERTOutput(ModelOutput):
     pooled: torch.Tensor | None = None  # (B, d_model), tanh(W h_[CLS] + b)
 
 
-class BERT(nn.Module):
+class BERT(_Transformer):
     """Bidirectional encoder with masked-LM, next-sentence and (optional) classification heads."""
 
     def __init__(self, config: BERTConfig):
         super().__init__()
         self.config = c = config
         self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
-        self.pos_emb = _position_module(c, c.max_len)
+        self.pos_emb = _position_module(c)
         self.type_emb = nn.Embedding(c.type_vocab_size, c.d_model)
         self.emb_norm = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)
         self.drop = nn.Dropout(c.dropout)
-        rotary = _rotary(c, c.max_len)
+        rotary = _rotary(c)
         self.blocks = nn.ModuleList(
             EncoderBlock(c.d_model, c.n_heads, c.d_ff, c.dropout, c.norm_first, c.activation,
                          c.layer_norm_eps, c.bias, rotary=rotary)
@@ -280,18 +318,28 @@ class BERT(nn.Module):
         _init_token_embedding(self.tok_emb, c)
         self.emb_scale = _embedding_scale(c)
 
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None,
-                next_sentence_label=None, class_labels=None, return_attention=False):
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, targets=None,
+                nsp_labels=None, class_labels=None, return_attention=False):
         """input_ids: (B, T); token_type_ids: (B, T) segment ids; attention_mask: (B, T) 1 = real token.
 
-        labels: (B, T) masked-LM targets, -100 where no prediction is asked; next_sentence_label: (B,);
-        class_labels: (B,). The loss is the sum of the losses whose labels are given.
-        Returns BERTOutput with logits (B, T, vocab_size) from the masked-LM head.
+        targets: (B, T) masked-LM targets, -100 where no prediction is asked; nsp_labels: (B,)
+        0 = IsNext, 1 = NotNext; class_labels: (B,). The loss is the sum of the losses whose labels
+        are given. Returns BERTOutput with logits (B, T, vocab_size) from the masked-LM head.
         """
+        h, attentions = self.encode(input_ids, token_type_ids, attention_mask, return_attention)
+        logits = F.linear(self.mlm_norm(self.mlm_act(self.mlm_dense(h))), self.tok_emb.weight, self.mlm_bias)
+        pooled = torch.tanh(self.pooler(h[:, 0]))
+        nsp_logits = self.nsp_head(pooled)
+        class_logits = self.classifier(self.drop(pooled)) if self.classifier is not None else None
+        loss = self._loss(logits, nsp_logits, class_logits, targets, nsp_labels, class_labels)
+        return BERTOutput(logits, loss, attentions, nsp_logits, class_logits, h, pooled)
+
+    def encode(self, input_ids, token_type_ids=None, attention_mask=None, return_attention=False):
+        """(hidden states (B, T, d_model), attention weights per layer or None): embed, then the blocks."""
         c = self.config
         check_token_ids(input_ids, c.vocab_size, "input_ids")
         B, T = input_ids.shape
-        _check_length(T, c.max_len)
+        _check_length(T, c.context_length)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         check_token_ids(token_type_ids, c.type_vocab_size, "token_type_ids")
@@ -299,61 +347,37 @@ class BERT(nn.Module):
             attention_mask = input_ids != c.pad_id
         mask = _key_mask(attention_mask, B, T)
         positions = torch.arange(T, device=input_ids.device)
-        x = self.tok_emb(input_ids)
-        if self.emb_scale != 1.0:
-            x = x * self.emb_scale
-        x = x + self.type_emb(token_type_ids)
-        if self.pos_emb is not None:
-            x = x + self.pos_emb(positions)
-        x = self.drop(self.emb_norm(x))
-        attentions = [] if return_attention else None
-        for block in self.blocks:
-            x, w = block(x, mask=mask, need_weights=return_attention, positions=positions)
-            if return_attention:
-                attentions.append(w)
-        h = self.final_norm(x)
-        logits = F.linear(self.mlm_norm(self.mlm_act(self.mlm_dense(h))), self.tok_emb.weight, self.mlm_bias)
-        pooled = torch.tanh(self.pooler(h[:, 0]))
-        nsp_logits = self.nsp_head(pooled)
-        class_logits = self.classifier(self.drop(pooled)) if self.classifier is not None else None
+        x = self._embed(self.tok_emb, input_ids, positions, token_type_ids)
+        x, attentions, _ = _run_blocks(self.blocks, x, return_attention, mask=mask, positions=positions)
+        return self.final_norm(x), attentions
+
+    @staticmethod
+    def _loss(logits, nsp_logits, class_logits, targets, nsp_labels, class_labels):
+        """Sum of the masked-LM, next-sentence and classification losses whose labels are given, or None."""
         losses = []
-        if labels is not None:
-            losses.append(_lm_loss(logits, labels))
-        if next_sentence_label is not None:
-            losses.append(F.cross_entropy(nsp_logits, next_sentence_label))
+        if targets is not None:
+            losses.append(_lm_loss(logits, targets))
+        if nsp_labels is not None:
+            losses.append(F.cross_entropy(nsp_logits, nsp_labels))
         if class_labels is not None:
             if class_logits is None:
                 raise ValueError("class_labels given but the config has num_labels=0 (no classifier)")
             losses.append(F.cross_entropy(class_logits, class_labels))
-        loss = sum(losses) if losses else None
-        return BERTOutput(logits, loss, attentions, nsp_logits, class_logits, h, pooled)
+        return sum(losses) if losses else None
 
 
 # ------------------------------------------------------------------------------------- Seq2Seq
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(TransformerConfig):
     src_vocab_size: int = 64
     tgt_vocab_size: int = 64
-    max_len: int = 64
+    context_length: int = 64  # of the source and of the target
     n_encoder_layers: int = 2
     n_decoder_layers: int = 2
-    n_heads: int = 4
-    d_model: int = 128
-    d_ff: int | None = None
-    dropout: float = 0.0
-    bias: bool = True
-    norm_first: bool = True
     pos_encoding: str = "sinusoidal"
-    activation: str = "gelu"
-    layer_norm_eps: float = 1e-5
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
-
-    def __post_init__(self):
-        if self.d_ff is None:
-            self.d_ff = 4 * self.d_model
-        _check_config(self)
 
 
 @dataclass
@@ -363,7 +387,7 @@ class Seq2SeqOutput(ModelOutput):
     # .attentions holds the decoder's masked self-attention, (B, H, T, T) per layer
 
 
-class Seq2Seq(nn.Module):
+class Seq2Seq(_Transformer):
     """Encoder-decoder Transformer: the encoder reads the source, the decoder writes the target
     one token at a time, looking at the source through cross-attention."""
 
@@ -372,8 +396,9 @@ class Seq2Seq(nn.Module):
         self.config = c = config
         self.src_emb = nn.Embedding(c.src_vocab_size, c.d_model)
         self.tgt_emb = nn.Embedding(c.tgt_vocab_size, c.d_model)
-        self.pos_emb = _position_module(c, c.max_len)
-        rotary = _rotary(c, c.max_len)
+        self.pos_emb = _position_module(c)
+        self.type_emb = self.emb_norm = None  # BERT's segment table and embedding LayerNorm
+        rotary = _rotary(c)
         self.drop = nn.Dropout(c.dropout)
         common = (c.d_model, c.n_heads, c.d_ff, c.dropout, c.norm_first, c.activation, c.layer_norm_eps, c.bias)
         self.encoder = nn.ModuleList(EncoderBlock(*common, rotary=rotary) for _ in range(c.n_encoder_layers))
@@ -382,77 +407,65 @@ class Seq2Seq(nn.Module):
         norm = (lambda: nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)) if c.norm_first else nn.Identity
         self.enc_norm, self.dec_norm = norm(), norm()
         self.lm_head = nn.Linear(c.d_model, c.tgt_vocab_size, bias=False)
-        _init_weights(self, std=c.d_model ** -0.5)  # embeddings are scaled by sqrt(d_model) below
+        _init_weights(self, std=c.d_model ** -0.5)  # embeddings are scaled by sqrt(d_model)
+        self.emb_scale = math.sqrt(c.d_model)  # (Vaswani et al.), whatever the position encoding
 
-    def _embed(self, emb, ids, offset=0):
-        positions = torch.arange(offset, offset + ids.size(1), device=ids.device)
-        x = emb(ids) * math.sqrt(self.config.d_model)
-        if self.pos_emb is not None:
-            x = x + self.pos_emb(positions)
-        return self.drop(x), positions
-
-    def encode(self, src, return_attention=False):
-        """src: (B, S) -> (memory (B, S, d_model), source mask (B, 1, 1, S), encoder attentions)."""
+    def encode(self, input_ids, return_attention=False):
+        """input_ids: (B, S) source ids -> (memory (B, S, d_model), source mask (B, 1, 1, S), encoder attentions)."""
         c = self.config
-        check_token_ids(src, c.src_vocab_size, "source ids")
-        _check_length(src.size(1), c.max_len, "source sequence")
-        src_mask = src.ne(c.pad_id)[:, None, None, :]
-        x, positions = self._embed(self.src_emb, src)
-        attentions = [] if return_attention else None
-        for block in self.encoder:
-            x, w = block(x, mask=src_mask, need_weights=return_attention, positions=positions)
-            if return_attention:
-                attentions.append(w)
+        check_token_ids(input_ids, c.src_vocab_size, "source ids")
+        _check_length(input_ids.size(1), c.context_length, "source sequence")
+        src_mask = input_ids.ne(c.pad_id)[:, None, None, :]
+        positions = torch.arange(input_ids.size(1), device=input_ids.device)
+        x = self._embed(self.src_emb, input_ids, positions)
+        x, attentions, _ = _run_blocks(self.encoder, x, return_attention, mask=src_mask, positions=positions)
         return self.enc_norm(x), src_mask, attentions
 
-    def decode(self, tgt, memory, src_mask, return_attention=False, kv_cache=None, cross_cache=None):
-        """tgt: (B, T) target ids so far (starting with bos) -> (logits (B, T, V), self, cross weights)."""
+    def decode(self, decoder_input_ids, memory, src_mask, return_attention=False, kv_cache=None, cross_cache=None):
+        """decoder_input_ids: (B, T) target ids so far (starting with bos) -> (logits (B, T, V), self, cross weights)."""
         c = self.config
-        check_token_ids(tgt, c.tgt_vocab_size, "target ids")
+        check_token_ids(decoder_input_ids, c.tgt_vocab_size, "target ids")
         past = len(kv_cache) if kv_cache is not None else 0
-        _check_length(past + tgt.size(1), c.max_len, "target sequence")
-        x, positions = self._embed(self.tgt_emb, tgt, offset=past)
-        self_w, cross_w = ([], []) if return_attention else (None, None)
-        for i, block in enumerate(self.decoder):
-            x, ws, wc = block(x, memory, memory_mask=src_mask, need_weights=return_attention,
-                              kv_cache=kv_cache[i] if kv_cache is not None else None,
-                              cross_cache=cross_cache[i] if cross_cache is not None else None,
-                              positions=positions)
-            if return_attention:
-                self_w.append(ws)
-                cross_w.append(wc)
+        T = decoder_input_ids.size(1)
+        _check_length(past + T, c.context_length, "target sequence")
+        positions = torch.arange(past, past + T, device=decoder_input_ids.device)
+        x = self._embed(self.tgt_emb, decoder_input_ids, positions)
+        x, self_w, cross_w = _run_blocks(self.decoder, x, return_attention, kv_cache, cross_cache, memory=memory,
+                                         memory_mask=src_mask, positions=positions)
         return self.lm_head(self.dec_norm(x)), self_w, cross_w
 
-    def forward(self, src, tgt_in, targets=None, return_attention=False):
-        """Teacher forcing: src (B, S), tgt_in (B, T) = bos + target[:-1], targets (B, T) = target.
+    def forward(self, input_ids, decoder_input_ids, targets=None, return_attention=False):
+        """Teacher forcing: input_ids (B, S) the source, decoder_input_ids (B, T) = bos + target[:-1],
+        targets (B, T) = target.
 
         All T positions are predicted in one parallel pass; padding targets should be -100 or pad_id
         (pad_id targets are ignored in the loss).
         """
-        memory, src_mask, enc_w = self.encode(src, return_attention)
-        logits, self_w, cross_w = self.decode(tgt_in, memory, src_mask, return_attention)
+        memory, src_mask, enc_w = self.encode(input_ids, return_attention)
+        logits, self_w, cross_w = self.decode(decoder_input_ids, memory, src_mask, return_attention)
         loss = None
         if targets is not None:
             loss = _lm_loss(logits, targets.masked_fill(targets == self.config.pad_id, -100))
         return Seq2SeqOutput(logits, loss, self_w, enc_w, cross_w)
 
-    def new_caches(self):
+    def new_kv_cache(self) -> tuple[KVCache, KVCache]:
         """(self-attention cache, cross-attention cache) for step-by-step decoding."""
-        n, L = self.config.n_decoder_layers, self.config.max_len
+        n, L = self.config.n_decoder_layers, self.config.context_length
         return KVCache(n, L), KVCache(n, L)
 
-    def greedy_decode(self, src, max_new_tokens=None, use_cache=True):
-        """Decode src (B, S) greedily; returns (B, 1 + n) ids starting with bos. Rows that emitted
+    def greedy_decode(self, input_ids, max_new_tokens=None, use_cache=True):
+        """Decode input_ids (B, S) greedily; returns (B, 1 + n) ids starting with bos. Rows that emitted
         eos are padded with pad_id afterwards; decoding stops when every row has emitted eos."""
         from .generate import greedy_seq2seq
 
-        return greedy_seq2seq(self, src, max_new_tokens, use_cache)
+        return greedy_seq2seq(self, input_ids, max_new_tokens, use_cache)
 
-    def beam_search(self, src, beam_size=4, max_new_tokens=None, length_penalty=1.0):
+    def beam_search(self, input_ids, beam_size=4, max_new_tokens=None, length_penalty=1.0):
         """Beam search for each source row; returns a list of 1-D id tensors (bos ... eos)."""
         from .generate import beam_search_seq2seq
 
-        return [beam_search_seq2seq(self, row[None], beam_size, max_new_tokens, length_penalty) for row in src]
+        return [beam_search_seq2seq(self, row[None], beam_size, max_new_tokens, length_penalty)
+                for row in input_ids]
 
 
 CONFIGS = {"GPT": GPTConfig, "BERT": BERTConfig, "Seq2Seq": Seq2SeqConfig}

@@ -7,18 +7,19 @@ JIT kernels and NumPy's ufuncs each have several code paths, and a sum split ove
 differently from one. So a notebook executed on one machine printed other numbers on another.
 
 ``pin()`` fixes every one of those choices: the AVX2 kernels (which every x86-64 processor since
-2013-2015 has), MKL's vendor-independent code path, and one thread. ``import llmbook`` calls it before anything else, so each entry
-point reaches it by importing the package: a notebook's first cell, ``tools/execute_notebook.py``,
-nbval's kernels (through that first cell), ``python -m llmbook.experiments.<name>`` and the tests.
-The variables take effect because each library reads them lazily, at its first computation, not at
-``import torch``; ``pin()`` warns when that first computation already happened.
+2013-2015 has), MKL's vendor-independent code path, and one thread. ``import llmbook`` calls it
+before anything else, so each entry point reaches it by importing the package: a notebook's first
+cell, ``tools/execute_notebook.py``, nbval's kernels (through that first cell), ``python -m
+llmbook.experiments.<name>`` and the tests. The variables take effect because each library reads
+them lazily, at its first computation, not at ``import torch``; ``pin()`` warns when that first
+computation already happened.
 
 Cost, measured on a 2-core AMD EPYC: MKL's vendor-independent path makes a training step of the
-book's small GPTs 1.6 to 2.4 times slower and a whole chapter about 15-25 % slower (chapter 5: 52 s of CPU
-time instead of 41 s); the AVX2 kernels on an AVX-512 machine cost nothing measurable at these sizes. Set ``LLMBOOK_NUMERICS=native`` before importing llmbook to leave
-PyTorch's own choices (the benchmarks in ``bench/`` do this).
+book's small GPTs 1.6 to 2.4 times slower and a whole chapter 15-25 % slower (chapter 5: 52 s of CPU
+time instead of 41 s). Set ``LLMBOOK_NUMERICS=native`` before importing llmbook to leave PyTorch's
+own choices (the benchmarks in ``bench/`` do this).
 
-Taught in: "How to use this book" (why the book's numbers reproduce); used by every chapter.
+Used in every chapter.
 """
 from __future__ import annotations
 
@@ -119,9 +120,9 @@ def describe() -> dict:
             "threads": torch.get_num_threads(), "pins": pins, "pinned": pinned}
 
 
-def outputs_comparable() -> bool:
+def can_pin() -> bool:
     """True where the pin can hold (x86-64 with AVX2): there the book's outputs must match exactly."""
-    return describe()["pinned"]
+    return is_x86_64() and _cpu_has_avx2()
 
 
 COMPARED_ONLY_HERE = ("notebook outputs are compared only on x86-64 processors with AVX2, where "

@@ -11,13 +11,18 @@ Above the largest number, fp16, bf16 and fp8-e5m2 give inf (overflow); fp8-e4m3 
 stored as float32, so any CPU can show what a tensor would lose in that format. ``quantize`` does
 the same inside autograd, with one format for the forward value and one for the gradient.
 ``LossScaled`` multiplies every gradient of a model by a constant (static loss scaling).
+``set_matmul_formats(model, "fp8_e4m3", "fp8_e5m2")`` makes every linear layer a ``ScaledLinear``
+that rounds the inputs of its matrix products to one format and their output gradients to another,
+as FP8 training does; ``record_matmuls`` records what those products see.
 """
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -176,3 +181,125 @@ class LossScaled(nn.Module):
         if getattr(out, "loss", None) is not None:
             out.loss = _ScaleGradient.apply(out.loss, self.scale)
         return out
+
+
+# ------------------------------------------------------------------ simulated matrix products
+class _ScaledLinearFn(torch.autograd.Function):
+    """y = a (x W^T) + b; grad_x = c (g W), grad_W = d (g^T x), grad_b = d sum(g).
+
+    The inputs of both matrix products are rounded to forward_fmt, the output gradient g to
+    backward_fmt (None: full precision), as FP8 training does for its matrix products.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, scales, formats):
+        out_scale, grad_in_scale, grad_w_scale = scales
+        forward_fmt, backward_fmt = formats
+        if forward_fmt is not None:
+            x, weight = round_to(x, forward_fmt), round_to(weight, forward_fmt)
+        ctx.save_for_backward(x, weight)
+        ctx.grad_scales, ctx.backward_fmt, ctx.has_bias = (grad_in_scale, grad_w_scale), backward_fmt, bias is not None
+        x2 = x.reshape(-1, x.size(-1))  # (N, in)
+        if bias is None:
+            y = torch.mm(x2, weight.t()).mul_(out_scale)
+        else:
+            y = torch.addmm(bias, x2, weight.t(), alpha=out_scale)  # bias + a (x W^T), one fused call
+        return y.view(*x.shape[:-1], weight.size(0))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, weight = ctx.saved_tensors
+        grad_in_scale, grad_w_scale = ctx.grad_scales
+        if ctx.backward_fmt is not None:
+            g = round_to(g, ctx.backward_fmt)
+        g2 = g.reshape(-1, g.size(-1))  # (N, out)
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.mm(g2, weight).mul_(grad_in_scale).view(x.shape)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.mm(g2.t(), x.reshape(-1, x.size(-1))).mul_(grad_w_scale)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = g2.sum(0).mul_(grad_w_scale)
+        return grad_x, grad_w, grad_b, None, None
+
+
+class ScaledLinear(nn.Linear):
+    """nn.Linear whose matrix products can be simulated in a low-precision format.
+
+    ``formats = (forward_fmt, backward_fmt)``, e.g. ("fp8_e4m3", "fp8_e5m2"): the input and the
+    weight are rounded to forward_fmt, the output gradient to backward_fmt; (None, None) is fp32.
+    With the default scales of 1 it computes exactly what nn.Linear computes.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__(in_features, out_features, bias=bias)
+        self.formats: tuple[str | None, str | None] = (None, None)
+        self.record: dict | None = None  # see record_matmuls
+
+    def scales(self, batch: int) -> tuple[float, float, float]:
+        """(output scale, grad-input scale, grad-weight scale) for `batch` rows of input."""
+        return 1.0, 1.0, 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.size(-1) != self.in_features:
+            raise ValueError(f"expected input with last dimension {self.in_features}, got shape {tuple(x.shape)}")
+        batch = max(1, x.numel() // self.in_features)
+        scales = self.scales(batch)
+        if scales == (1.0, 1.0, 1.0) and self.formats == (None, None):
+            y = F.linear(x, self.weight, self.bias)  # nothing to simulate: the ordinary layer
+        else:
+            y = _ScaledLinearFn.apply(x, self.weight, self.bias, scales, self.formats)
+        if self.record is not None:
+            self._record(x, y)
+        return y
+
+    def _record(self, x, y):
+        self.record.update(weight=self.weight.detach().clone(), input=x.detach().clone())
+        if y.requires_grad:
+            y.register_hook(lambda g: self.record.__setitem__("grad_output", g.detach().clone()))
+
+
+def set_matmul_formats(model: nn.Module, forward: str | None = "fp8_e4m3", backward: str | None = "fp8_e5m2"):
+    """Simulate low-precision matrix products in every linear layer of model; returns model.
+
+    Plain nn.Linear layers are replaced by ScaledLinear layers that share their parameters (ties
+    survive). Their input and weight are rounded to `forward`, their output gradient to `backward`;
+    None keeps fp32 (set both to None to switch the simulation off). Everything else (embeddings,
+    LayerNorm, attention's softmax, residual adds, the optimiser) stays in fp32, as in FP8 training.
+    Raises ValueError for an unknown format.
+    """
+    for fmt in (forward, backward):
+        if fmt is not None:
+            get_format(fmt)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Linear:
+                new = ScaledLinear(child.in_features, child.out_features, bias=child.bias is not None)
+                new.weight = child.weight
+                new.bias = child.bias
+                setattr(parent, name, new.to(child.weight.device))
+    for m in model.modules():
+        if isinstance(m, ScaledLinear):
+            m.formats = (forward, backward)
+    return model
+
+
+@contextmanager
+def record_matmuls(model: nn.Module):
+    """Record what the matrix products of model see: yields {layer name: {"weight", "input",
+    "grad_output"}} for every ScaledLinear layer (full-precision values, before any simulated
+    rounding); "grad_output" appears after a backward pass. Call set_matmul_formats(model, None, None)
+    first to make an ordinary model's nn.Linear layers ScaledLinear ones. Raises ValueError if the
+    model has no ScaledLinear layer.
+    """
+    layers = {name: m for name, m in model.named_modules() if isinstance(m, ScaledLinear)}
+    if not layers:
+        raise ValueError("the model has no ScaledLinear layers; call set_matmul_formats(model, None, None) first")
+    records = {name: {} for name in layers}
+    for name, m in layers.items():
+        m.record = records[name]
+    try:
+        yield records
+    finally:
+        for m in layers.values():
+            m.record = None

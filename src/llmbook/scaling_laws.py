@@ -13,14 +13,14 @@ import math
 import torch
 
 
-def training_flops_per_step(model, batch_size: int, block_size: int) -> int:
-    """FLOPs of one forward and backward pass of a language model on a (batch_size, block_size) batch,
+def training_flops_per_step(model, batch_size: int, context_length: int) -> int:
+    """FLOPs of one forward and backward pass of a language model on a (batch_size, context_length) batch,
     as PyTorch counts them: matrix products, attention included (elementwise work is not counted).
     The pass uses the explicit attention path (return_attention=True), whose matrix products the
     counter sees. The gradients it leaves are cleared."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    x = torch.zeros(batch_size, block_size, dtype=torch.long)
+    x = torch.zeros(batch_size, context_length, dtype=torch.long)
     with FlopCounterMode(display=False) as counter:
         model(x, targets=x, return_attention=True).loss.backward()
     model.zero_grad(set_to_none=True)

@@ -52,7 +52,7 @@ def _check_pair(target, draft, idx, max_new_tokens, draft_tokens):
     if idx.size(0) != 1 or idx.size(1) == 0:
         raise ValueError(f"speculative decoding here takes one non-empty prompt of shape (1, T), got "
                          f"{tuple(idx.shape)}")
-    block = min(target.config.block_size, draft.config.block_size)
+    block = min(target.config.context_length, draft.config.context_length)
     if idx.size(1) + max_new_tokens > block:
         raise ValueError(f"prompt ({idx.size(1)}) + max_new_tokens ({max_new_tokens}) exceeds the context "
                          f"length {block} of the smaller model")

@@ -233,7 +233,7 @@ def train(model: nn.Module, get_batch, cfg: TrainConfig, eval_fn=None) -> Histor
     """Train model for cfg.steps steps; returns the History.
 
     get_batch(step) -> a tuple of tensors passed as model(*batch), or a dict passed as
-    model(**batch); e.g. (idx (B, T), targets (B, T)) for GPT. Tensors are moved to the device.
+    model(**batch); e.g. (input_ids (B, T), targets (B, T)) for GPT. Tensors are moved to the device.
     eval_fn(model) -> dict of metrics, called (eval mode, no grad) every cfg.eval_every steps and
     after the last step. The model is moved to the device and trained in place.
     Raises ValueError (no loss), FloatingPointError (non-finite loss), TypeError (bad batch).
@@ -350,12 +350,21 @@ def config_diff(a: dict, b: dict) -> list[str]:
             for k in sorted(set(a) | set(b)) if a.get(k, "<absent>") != b.get(k, "<absent>")]
 
 
+# config fields renamed since checkpoints were first saved: old name -> new name
+RENAMED_CONFIG_FIELDS = {"block_size": "context_length", "max_len": "context_length"}
+RENAMED_STATE_DICT_PARTS = {"self_attn.": "attn."}
+
+
 def _build_config(name: str, config: dict, path):
     """CONFIGS[name](**config); raises ValueError naming fields the config class does not have."""
     known = {f.name for f in fields(CONFIGS[name])}
     unknown = sorted(set(config) - known)
     if unknown:
-        raise ValueError(f"{path}: {name}Config has no fields {unknown}")
+        renamed = [f"{k} -> {RENAMED_CONFIG_FIELDS[k]}" for k in unknown if k in RENAMED_CONFIG_FIELDS]
+        parts = ", ".join(f"{old!r} -> {new!r}" for old, new in RENAMED_STATE_DICT_PARTS.items())
+        hint = (f" (renamed since this checkpoint was saved: {', '.join(renamed)}; the checkpoint is from an "
+                f"older llmbook: rename those config keys, and in the state-dict keys {parts})" if renamed else "")
+        raise ValueError(f"{path}: {name}Config has no fields {unknown}{hint}")
     return CONFIGS[name](**config)
 
 

@@ -19,22 +19,19 @@ The constants change what autograd computes, so they must not change what the op
 
 ``unit_scaled_gpt(config)`` builds the book's pre-LN GPT with all of this, and
 ``to_standard_gpt(model)`` turns it into an ordinary ``GPT`` that computes the same logits, which
-shows that unit scaling moves the numbers, not the function. ``set_matmul_formats`` rounds the
-inputs of every matrix product to a low-precision format (and its output gradients to another).
+shows that unit scaling moves the numbers, not the function. The unit-scaled linear layers build on
+``llmbook.precision.ScaledLinear``, which also simulates low-precision matrix products.
 """
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .blocks import ACTIVATIONS, DecoderBlock
+from .blocks import ACTIVATIONS, BlockOutput, DecoderBlock
 from .models import GPT, GPTConfig
 from .positional import LearnedPositions
-from .precision import get_format, round_to
+from .precision import ScaledLinear
 
 CONSTRAINTS = (None, "to_output_scale", "gmean")
 
@@ -45,7 +42,6 @@ ACTIVATION_RMS = {
     "gelu": (0.652090, 0.675167),
     "gelu_tanh": (0.652069, 0.675143),
 }
-
 
 # ----------------------------------------------------------------------------- scaled identity
 class _Scale(torch.autograd.Function):
@@ -70,12 +66,6 @@ def scaled(x: torch.Tensor, forward_scale: float, backward_scale: float) -> torc
             raise ValueError(f"{name} must be a positive finite number, got {s!r}")
     return _Scale.apply(x, float(forward_scale), float(backward_scale))
 
-
-def scale_forward(x: torch.Tensor, scale: float) -> torch.Tensor:
-    """Multiply the value by scale; leave the gradient alone."""
-    return scaled(x, scale, 1.0)
-
-
 def scale_backward(x: torch.Tensor, scale: float) -> torch.Tensor:
     """Leave the value alone; multiply the gradient by scale."""
     return scaled(x, 1.0, scale)
@@ -93,83 +83,7 @@ def apply_constraint(constraint: str | None, output_scale: float, grad_input_sca
         return s, s
     raise ValueError(f"unknown constraint {constraint!r}; choose one of {CONSTRAINTS}")
 
-
 # ------------------------------------------------------------------------------- linear layers
-class _ScaledLinearFn(torch.autograd.Function):
-    """y = a (x W^T) + b; grad_x = c (g W), grad_W = d (g^T x), grad_b = d sum(g).
-
-    The inputs of both matrix products are rounded to forward_fmt, the output gradient g to
-    backward_fmt (None: full precision), as FP8 training does for its matrix products.
-    """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, scales, formats):
-        out_scale, grad_in_scale, grad_w_scale = scales
-        forward_fmt, backward_fmt = formats
-        if forward_fmt is not None:
-            x, weight = round_to(x, forward_fmt), round_to(weight, forward_fmt)
-        ctx.save_for_backward(x, weight)
-        ctx.grad_scales, ctx.backward_fmt, ctx.has_bias = (grad_in_scale, grad_w_scale), backward_fmt, bias is not None
-        x2 = x.reshape(-1, x.size(-1))  # (N, in)
-        if bias is None:
-            y = torch.mm(x2, weight.t()).mul_(out_scale)
-        else:
-            y = torch.addmm(bias, x2, weight.t(), alpha=out_scale)  # bias + a (x W^T), one fused call
-        return y.view(*x.shape[:-1], weight.size(0))
-
-    @staticmethod
-    def backward(ctx, g):
-        x, weight = ctx.saved_tensors
-        grad_in_scale, grad_w_scale = ctx.grad_scales
-        if ctx.backward_fmt is not None:
-            g = round_to(g, ctx.backward_fmt)
-        g2 = g.reshape(-1, g.size(-1))  # (N, out)
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.mm(g2, weight).mul_(grad_in_scale).view(x.shape)
-        if ctx.needs_input_grad[1]:
-            grad_w = torch.mm(g2.t(), x.reshape(-1, x.size(-1))).mul_(grad_w_scale)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = g2.sum(0).mul_(grad_w_scale)
-        return grad_x, grad_w, grad_b, None, None
-
-
-class ScaledLinear(nn.Linear):
-    """nn.Linear whose matrix products can be simulated in a low-precision format.
-
-    ``formats = (forward_fmt, backward_fmt)``, e.g. ("fp8_e4m3", "fp8_e5m2"): the input and the
-    weight are rounded to forward_fmt, the output gradient to backward_fmt; (None, None) is fp32.
-    With the default scales of 1 it computes exactly what nn.Linear computes.
-    """
-
-    def __init__(self, in_features: int, out_features: int, bias: bool = True):
-        super().__init__(in_features, out_features, bias=bias)
-        self.formats: tuple[str | None, str | None] = (None, None)
-        self.record: dict | None = None  # see record_matmuls
-
-    def scales(self, batch: int) -> tuple[float, float, float]:
-        """(output scale, grad-input scale, grad-weight scale) for `batch` rows of input."""
-        return 1.0, 1.0, 1.0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.size(-1) != self.in_features:
-            raise ValueError(f"expected input with last dimension {self.in_features}, got shape {tuple(x.shape)}")
-        batch = max(1, x.numel() // self.in_features)
-        scales = self.scales(batch)
-        if scales == (1.0, 1.0, 1.0) and self.formats == (None, None):
-            y = F.linear(x, self.weight, self.bias)  # nothing to simulate: the ordinary layer
-        else:
-            y = _ScaledLinearFn.apply(x, self.weight, self.bias, scales, self.formats)
-        if self.record is not None:
-            self._record(x, y)
-        return y
-
-    def _record(self, x, y):
-        self.record.update(weight=self.weight.detach().clone(), input=x.detach().clone())
-        if y.requires_grad:
-            y.register_hook(lambda g: self.record.__setitem__("grad_output", g.detach().clone()))
-
-
 class UnitScaledLinear(ScaledLinear):
     """A linear layer with N(0, 1) weights whose output and gradients start at unit scale.
 
@@ -308,18 +222,27 @@ class UnitScaledDecoderBlock(DecoderBlock):
             _check_tau(tau)
         self.taus = tuple(taus)
         c = "to_output_scale"  # inside a residual branch: backward scale = forward scale
-        self.self_attn.in_proj = UnitScaledLinear(d_model, 3 * d_model, bias=bias, constraint=c)
-        self.self_attn.out_proj = UnitScaledLinear(d_model, d_model, bias=bias, constraint=c)
+        self.attn.in_proj = UnitScaledLinear(d_model, 3 * d_model, bias=bias, constraint=c)
+        self.attn.out_proj = UnitScaledLinear(d_model, d_model, bias=bias, constraint=c)
         if self.ff is not None:
             self.ff.fc1 = UnitScaledLinear(d_model, d_ff, bias=bias, constraint=c)
             self.ff.fc2 = UnitScaledLinear(d_ff, d_model, bias=bias, constraint=c)
             self.ff.act = _ScaledActivation(activation)
 
-    def _sublayer(self, x, norm, fn):
-        tau = self.taus[0] if norm is self.norm1 else self.taus[1]
-        branch, skip = residual_split(x, tau)
-        out, extra = fn(norm(branch))
-        return residual_add(self._drop(out), skip, tau), extra
+    def forward(self, x, memory=None, mask=None, memory_mask=None, return_attention=False,
+                kv_cache=None, cross_cache=None, positions=None) -> BlockOutput:
+        """The pre-LN block with weighted residual adds: x + attn(LN(x)) becomes
+        residual_add(attn(LN(branch)), skip, tau) with (branch, skip) = residual_split(x, tau)."""
+        tau_attn = self.taus[0]
+        branch, skip = residual_split(x, tau_attn)
+        a, weights = self.attn(self.norm1(branch), mask=mask, return_attention=return_attention,
+                               kv_cache=kv_cache, causal=True, positions=positions)
+        x = residual_add(self.drop(a), skip, tau_attn)
+        if self.ff is not None:
+            tau_ff = self.taus[1]
+            branch, skip = residual_split(x, tau_ff)
+            x = residual_add(self.drop(self.ff(self.norm2(branch))), skip, tau_ff)
+        return BlockOutput(x, weights, None)
 
 
 class _ScaledLearnedPositions(LearnedPositions):
@@ -353,7 +276,7 @@ def unit_scaled_gpt(config: GPTConfig) -> GPT:
     if c.pos_encoding not in UNIT_SCALED_POSITIONS:
         raise ValueError(f"unit_scaled_gpt supports pos_encoding in {UNIT_SCALED_POSITIONS}, got {c.pos_encoding!r}")
     model = GPT(c)
-    rotary = model.blocks[0].self_attn.rotary if c.n_layers else None
+    rotary = model.blocks[0].attn.rotary if c.n_layers else None
     per_block = 2 if c.d_ff else 1  # d_ff=0: attention-only blocks
     taus = running_mean_taus(per_block * c.n_layers) if c.n_layers else []
     model.blocks = nn.ModuleList(
@@ -363,7 +286,7 @@ def unit_scaled_gpt(config: GPTConfig) -> GPT:
     with torch.no_grad():
         model.tok_emb.weight.normal_(0.0, 1.0)
     if c.pos_encoding == "learned":
-        model.pos_emb = _ScaledLearnedPositions(c.block_size, c.d_model, 2 ** -0.5)
+        model.pos_emb = _ScaledLearnedPositions(c.context_length, c.d_model, 2 ** -0.5)
         model.emb_scale = 2 ** -0.5  # (token + position) / sqrt(2): unit scale
     head = UnitScaledLMHead(c.d_model, c.vocab_size)
     if c.tie_weights:
@@ -392,7 +315,7 @@ def to_standard_gpt(model: GPT) -> GPT:
         if c.pos_encoding == "learned":
             out.pos_emb.weight.copy_(model.pos_emb.weight * model.pos_emb.scale)
         for src, dst in zip(model.blocks, out.blocks):
-            pairs = [(src.self_attn.in_proj, dst.self_attn.in_proj), (src.self_attn.out_proj, dst.self_attn.out_proj)]
+            pairs = [(src.attn.in_proj, dst.attn.in_proj), (src.attn.out_proj, dst.attn.out_proj)]
             norms = [(src.norm1, dst.norm1)]
             if src.ff is not None:
                 pairs += [(src.ff.fc1, dst.ff.fc1), (src.ff.fc2, dst.ff.fc2)]
@@ -411,50 +334,3 @@ def to_standard_gpt(model: GPT) -> GPT:
         out.ln_f.weight.copy_(model.ln_f.weight * head_factor)
         out.ln_f.bias.copy_(model.ln_f.bias * head_factor)
     return out.train(model.training)
-
-
-# ------------------------------------------------------------------------- simulated precision
-def set_matmul_formats(model: nn.Module, forward: str | None = "fp8_e4m3", backward: str | None = "fp8_e5m2"):
-    """Simulate low-precision matrix products in every linear layer of model; returns model.
-
-    Plain nn.Linear layers are replaced by ScaledLinear layers that share their parameters (ties
-    survive). Their input and weight are rounded to `forward`, their output gradient to `backward`;
-    None keeps fp32 (set both to None to switch the simulation off). Everything else (embeddings,
-    LayerNorm, attention's softmax, residual adds, the optimiser) stays in fp32, as in FP8 training.
-    Raises ValueError for an unknown format.
-    """
-    for fmt in (forward, backward):
-        if fmt is not None:
-            get_format(fmt)
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if type(child) is nn.Linear:
-                new = ScaledLinear(child.in_features, child.out_features, bias=child.bias is not None)
-                new.weight = child.weight
-                new.bias = child.bias
-                setattr(parent, name, new.to(child.weight.device))
-    for m in model.modules():
-        if isinstance(m, ScaledLinear):
-            m.formats = (forward, backward)
-    return model
-
-
-@contextmanager
-def record_matmuls(model: nn.Module):
-    """Record what the matrix products of model see: yields {layer name: {"weight", "input",
-    "grad_output"}} for every ScaledLinear layer (full-precision values, before any simulated
-    rounding); "grad_output" appears after a backward pass. Call set_matmul_formats(model, None, None)
-    first to make an ordinary model's nn.Linear layers ScaledLinear ones. Raises ValueError if the
-    model has no ScaledLinear layer.
-    """
-    layers = {name: m for name, m in model.named_modules() if isinstance(m, ScaledLinear)}
-    if not layers:
-        raise ValueError("the model has no ScaledLinear layers; call set_matmul_formats(model, None, None) first")
-    records = {name: {} for name in layers}
-    for name, m in layers.items():
-        m.record = records[name]
-    try:
-        yield records
-    finally:
-        for m in layers.values():
-            m.record = None

@@ -59,7 +59,7 @@ def topic_documents(n_sentences: int, seed: int, doc_len: int = 5) -> list[list[
 
 def encode_pairs(tokenizer, pairs) -> dict[str, torch.Tensor]:
     """[CLS] A [SEP] B [SEP] for each (a, b, label): input_ids, token_type_ids (B, T) right-padded, and
-    next_sentence_label (B,)."""
+    nsp_labels (B,)."""
     ids = special_ids(tokenizer)
     rows, segments = [], []
     for a, b, _ in pairs:
@@ -69,11 +69,11 @@ def encode_pairs(tokenizer, pairs) -> dict[str, torch.Tensor]:
     input_ids, _ = pad_batch(rows, ids["[PAD]"])
     token_type_ids, _ = pad_batch(segments, 0)
     return {"input_ids": input_ids, "token_type_ids": token_type_ids,
-            "next_sentence_label": torch.tensor([label for *_, label in pairs])}
+            "nsp_labels": torch.tensor([label for *_, label in pairs])}
 
 
 def bert_config(tokenizer, d_model: int = 64, n_layers: int = 2, **overrides) -> BERTConfig:
-    return BERTConfig(vocab_size=tokenizer.vocab_size, max_len=MAX_LEN, n_layers=n_layers, n_heads=4,
+    return BERTConfig(vocab_size=tokenizer.vocab_size, context_length=MAX_LEN, n_layers=n_layers, n_heads=4,
                       d_model=d_model, pad_id=special_ids(tokenizer)["[PAD]"], **overrides)
 
 
@@ -90,9 +90,9 @@ def pretraining_batches(tokenizer, data: dict, objective: str, batch_size: int, 
         x = data["input_ids"][rows]
         T = int((x != pad).sum(1).max())  # trim the padding every row of this batch has
         inputs, labels = mask_tokens(x[:, :T], tokenizer.vocab_size, ids["[MASK]"], exclude, 0.15, generator)
-        batch = {"input_ids": inputs, "token_type_ids": data["token_type_ids"][rows, :T], "labels": labels}
+        batch = {"input_ids": inputs, "token_type_ids": data["token_type_ids"][rows, :T], "targets": labels}
         if objective == "mlm+nsp":
-            batch["next_sentence_label"] = data["next_sentence_label"][rows]
+            batch["nsp_labels"] = data["nsp_labels"][rows]
         return batch
 
     return get_batch
@@ -117,12 +117,12 @@ def pretrain(objective: str = "mlm+nsp", steps: int = 2000, seed: int = 0, batch
     def evaluate(model):
         device_of = next(model.parameters()).device
         labels = val_labels.to(device_of)
-        out = model(val_inputs.to(device_of), token_type_ids=val["token_type_ids"].to(device_of), labels=labels)
+        out = model(val_inputs.to(device_of), token_type_ids=val["token_type_ids"].to(device_of), targets=labels)
         selected = labels != -100
         predicted = out.logits.argmax(-1)[selected].cpu()
         return {"mlm_loss": out.loss.item(),
                 "mlm_accuracy": (predicted == labels[selected].cpu()).float().mean().item(),
-                "nsp_accuracy": (out.nsp_logits.argmax(-1).cpu() == val["next_sentence_label"]).float().mean().item()}
+                "nsp_accuracy": (out.nsp_logits.argmax(-1).cpu() == val["nsp_labels"]).float().mean().item()}
 
     torch.manual_seed(seed)
     model = BERT(bert_config(tokenizer, d_model, n_layers))

@@ -83,7 +83,7 @@ def encode_problems(lines: list[str], n_digits: int = N_DIGITS) -> tuple[torch.T
 def model_config(n_layers: int, d_model: int, n_digits: int = N_DIGITS) -> GPTConfig:
     """The GPT of one size: at most 4 heads of at least 4 dimensions each (2 heads at d_model = 8)."""
     n_heads = max(1, min(4, d_model // 4))
-    return GPTConfig(vocab_size=len(ALPHABET), block_size=answer_start(n_digits) + n_digits + 1,
+    return GPTConfig(vocab_size=len(ALPHABET), context_length=answer_start(n_digits) + n_digits + 1,
                      n_layers=n_layers, n_heads=n_heads, d_model=d_model)
 
 

@@ -71,7 +71,7 @@ def training_batch(rng: random.Random, tok: CharTokenizer, batch_size: int, k: i
 
 def model_config(tok: CharTokenizer, d_model: int = 32, n_heads: int = 2) -> GPTConfig:
     """A 2-layer GPT with rotary positions and room for 16 examples (4 tokens each) in its context."""
-    return GPTConfig(vocab_size=tok.vocab_size, block_size=72, n_layers=2, n_heads=n_heads, d_model=d_model,
+    return GPTConfig(vocab_size=tok.vocab_size, context_length=72, n_layers=2, n_heads=n_heads, d_model=d_model,
                      pos_encoding="rope")
 
 

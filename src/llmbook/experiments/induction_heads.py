@@ -60,7 +60,7 @@ def attention_only_config(n_layers: int, d_model: int = 64, n_heads: int = 2, se
     """A GPT without feed-forward sublayers (d_ff=0) or biases; its unembedding is not tied to the
     embedding: with tied weights the direct path favours predicting the current letter again, and
     the induction head forms much later."""
-    return GPTConfig(vocab_size=len(LETTERS), block_size=seq_len, n_layers=n_layers, n_heads=n_heads,
+    return GPTConfig(vocab_size=len(LETTERS), context_length=seq_len, n_layers=n_layers, n_heads=n_heads,
                      d_model=d_model, d_ff=0, bias=False, tie_weights=False)
 
 

@@ -44,7 +44,7 @@ def run(n_layers: int = 2, d_model: int = 64, n_heads: int = 4, block_size: int 
         repeats: int = 3, vocab_size: int = 65) -> dict:
     """Build an untrained GPT of this size (seed 0) and measure; plain data with the settings."""
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layers=n_layers, n_heads=n_heads,
+    model = GPT(GPTConfig(vocab_size=vocab_size, context_length=block_size, n_layers=n_layers, n_heads=n_heads,
                           d_model=d_model)).eval()
     settings = dict(n_layers=n_layers, d_model=d_model, n_heads=n_heads, block_size=block_size,
                     vocab_size=vocab_size, parameters=model.num_parameters(), repeats=repeats,

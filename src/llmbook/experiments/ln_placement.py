@@ -40,7 +40,7 @@ def run_one(norm_first: bool, warmup_steps: int, lr: float, seed: int = 0, steps
             d_model: int = 32, batch_size: int = 32) -> dict:
     """Train one model; returns {"loss": [per step], "grad_norm": [per step, before clipping]}."""
     torch.manual_seed(seed)
-    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, max_len=2 * SEQ_LEN,
+    model = Seq2Seq(Seq2SeqConfig(src_vocab_size=VOCAB, tgt_vocab_size=VOCAB, context_length=2 * SEQ_LEN,
                                   n_encoder_layers=n_layers, n_decoder_layers=n_layers, n_heads=4,
                                   d_model=d_model, norm_first=norm_first))
     history = train(model, reverse_batches(batch_size, seed),

@@ -45,7 +45,7 @@ def learning_rate(d_model: int) -> float:
 def model_config(n_layers: int, d_model: int, vocab_size: int) -> GPTConfig:
     """The GPT of one size: head width d_model / n_heads with at most 4 heads and at least 4 dims each."""
     n_heads = max(1, min(N_HEADS_MAX, d_model // 4))
-    return GPTConfig(vocab_size=vocab_size, block_size=BLOCK_SIZE, n_layers=n_layers, n_heads=n_heads,
+    return GPTConfig(vocab_size=vocab_size, context_length=BLOCK_SIZE, n_layers=n_layers, n_heads=n_heads,
                      d_model=d_model)
 
 

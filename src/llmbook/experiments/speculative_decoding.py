@@ -45,7 +45,7 @@ def train_gpt(train_ids, vocab_size: int, n_layers: int, d_model: int, n_heads: 
               device: str = "cpu") -> GPT:
     """A rotary GPT trained on random windows of train_ids on device; returned on the CPU in eval mode."""
     torch.manual_seed(seed)
-    model = GPT(GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layers=n_layers, n_heads=n_heads,
+    model = GPT(GPTConfig(vocab_size=vocab_size, context_length=block_size, n_layers=n_layers, n_heads=n_heads,
                           d_model=d_model, pos_encoding="rope"))
     batches = torch.Generator().manual_seed(seed)
     train(model, lambda step: lm_batch(train_ids, batch_size, window, generator=batches),

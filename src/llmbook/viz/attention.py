@@ -68,12 +68,6 @@ def _draw_heatmap(ax, w, rows, cols, vmax, annotate, cmap):
                 ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
 
 
-def _context_length(model) -> int | None:
-    """The most positions the model accepts (GPT: block_size, BERT: max_len), if it says."""
-    config = getattr(model, "config", None)
-    return getattr(config, "block_size", None) or getattr(config, "max_len", None)
-
-
 def attention_maps(model, ids) -> list[torch.Tensor]:
     """Run model on ids (1-D or (1, T)) in eval mode, without gradients; one (H, T, T) map per layer.
 
@@ -82,10 +76,10 @@ def attention_maps(model, ids) -> list[torch.Tensor]:
     empty input or one longer than the model's context length.
     """
     ids = torch.as_tensor(ids, dtype=torch.long).reshape(1, -1)  # (1, T)
-    limit = _context_length(model)
+    limit = model.config.context_length  # every llmbook model's config names it so
     if ids.size(1) == 0:
         raise ValueError("the text encodes to 0 tokens: nothing to attend to")
-    if limit is not None and ids.size(1) > limit:
+    if ids.size(1) > limit:
         raise ValueError(f"the text is {ids.size(1)} tokens long, beyond the context length {limit}")
     device = next(model.parameters()).device
     with inference_mode(model):  # dropout off: the picture must not change from one redraw to the next

@@ -63,7 +63,7 @@ def plot_loss(history_or_losses, ax=None, smooth=0.0, label=None, log_y=False, t
     if not 0.0 <= smooth < 1.0:
         raise ValueError(f"smooth={smooth} must lie in [0, 1) (0 = no smoothing)")
     curves = _curves(history_or_losses, label)
-    for name, steps, values, _ in curves:
+    for name, _steps, values, _ in curves:
         if not values:
             raise ValueError(f"the loss curve {name or ''!r} is empty: nothing to plot")
         if log_y and min(values) <= 0:

@@ -9,7 +9,6 @@ import math
 import torch
 
 from ..generate import inference_mode, top_k_filter, top_p_filter
-from .attention import _context_length
 from .images import figure_png, png_img_tag
 from .labels import display_token, token_labels
 
@@ -25,8 +24,8 @@ def next_token_distribution(model, ids, temperature=1.0, top_k=None, top_p=None)
     ids = torch.as_tensor(ids, dtype=torch.long).reshape(1, -1)  # (1, T)
     if ids.size(1) == 0:
         raise ValueError("the text encodes to 0 tokens: there is nothing to continue")
-    limit = _context_length(model)
-    if limit is not None and ids.size(1) > limit:
+    limit = model.config.context_length
+    if ids.size(1) > limit:
         raise ValueError(f"the text is {ids.size(1)} tokens long, beyond the context length {limit}")
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")

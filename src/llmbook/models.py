@@ -2,6 +2,8 @@
 
 Every model returns an output object with ``.logits``, ``.loss`` (when targets or labels are given)
 and ``.attentions`` (one (B, H, T, T) tensor per layer with ``return_attention=True``, else None).
+
+Taught in chapters 4, Encoder and decoder, and 5, Pretraining.
 """
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 A checker module builds a list of Case objects, a reference function, a comparison and the known
 mistakes (hint, wrong function) and hands them to _run_cases, which prints the one-line verdict.
+
+Used in every chapter, through the checkers of its exercises.
 """
 from __future__ import annotations
 

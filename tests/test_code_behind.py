@@ -25,8 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "llmbook"
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 MODULES = sorted(PACKAGE.rglob("*.py"))
-WHERE = re.compile(r"^(?:Taught|Used) in (every chapter\b.*|chapters? \d.*)$", re.M)
-CHAPTER = re.compile(r"(\d+), ([^,;.()]+)")
 
 
 def _load_tool(name: str):
@@ -38,6 +36,9 @@ def _load_tool(name: str):
 
 code_behind = _load_tool("code_behind")
 api_pages = _load_tool("api_pages")
+# The website renders the chapter line with links to the chapters, so its extension holds the patterns.
+package_reference = _load_tool("package_reference")
+WHERE, CHAPTER = package_reference.WHERE, package_reference.CHAPTER
 
 
 def _ids(paths, root=ROOT):

@@ -11,7 +11,7 @@ module the chapter imported it from (so re-exports, and functions that move to a
 on the right file). Constants and other values are not listed: only functions and classes, whose
 source has an anchor on the website.
 
-A link is written as a plain relative link to the file, ``[`lm_batch`](../src/llmbook/data.py)``:
+A link is written as a plain relative link to the file, ``[lm_batch](../src/llmbook/data.py)``:
 JupyterLab (in a clone of the repository) and GitHub open the file; on the website
 tools/source_links.py turns it into a link to the highlighted source, at the anchor named by the link
 text. The section is the notebook's last markdown cell, replaced in place on every run; nothing else
@@ -149,8 +149,9 @@ def section(used: dict[str, list[str]], notebook_dir: str = "chapters") -> str:
     lines = []
     for module, names in used.items():
         link = up + source_file(module)
-        items = ", ".join(f"[`{name}`]({link})" for name in names)
-        lines.append(f"- [`{module}`]({link}): {items}")
+        # Plain link text, not `code`: JupyterLab shows a link around code in black, unrecognisable.
+        items = ", ".join(f"[{name}]({link})" for name in names)
+        lines.append(f"- [{module}]({link}): {items}")
     return SECTION + "\n".join(lines)
 
 

@@ -1,7 +1,7 @@
 """Sphinx extension: a link from a page to a file of the package opens its highlighted source.
 
 The chapters link to the code they use as plain relative links to the file, such as
-``[`causal_mask`](../src/llmbook/attention.py)`` (written by tools/code_behind.py), which JupyterLab
+``[causal_mask](../src/llmbook/attention.py)`` (written by tools/code_behind.py), which JupyterLab
 and GitHub open as the file. On the website MyST would make such a link a download of the .py file;
 here it becomes a link to the page sphinx.ext.viewcode writes for that module
 (``_modules/llmbook/attention.html``), at the anchor of the function or class the link text names

@@ -51,8 +51,8 @@ def module_files(package: Path = PACKAGE) -> dict[str, Path]:
         parts = list(path.relative_to(package.parent).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()
-        if any(part.startswith("_") for part in parts):
-            continue
+        if any(part.startswith("_") or not part.isidentifier() for part in parts):
+            continue  # private modules, and files no import can reach (.ipynb_checkpoints/)
         found[".".join(parts)] = path
     return dict(sorted(found.items()))
 

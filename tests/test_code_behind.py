@@ -106,6 +106,14 @@ def test_package_reference_has_a_page_for_every_public_module():
     assert not any(part.startswith("_") for name in names for part in name.split(".")), names
 
 
+def test_package_reference_skips_private_and_unimportable_files(tmp_path):
+    for name in ("__init__.py", "models.py", "_core.py", "sub/__init__.py", "sub/x.py",
+                 ".ipynb_checkpoints/models-checkpoint.py"):
+        (tmp_path / "pkg" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "pkg" / name).write_text('"""Doc."""\n')
+    assert list(api_pages.module_files(tmp_path / "pkg")) == ["pkg", "pkg.models", "pkg.sub", "pkg.sub.x"]
+
+
 # ----------------------------------------------------------------- module docstrings name their chapter
 
 

@@ -74,8 +74,10 @@ test-notebooks: student
 test-website: offline chromium
 	$(PY) -m pytest tests/test_website.py -p no:cacheprovider
 
+# JupyterLab serves the whole repository, so that the chapters' links to src/llmbook/*.py open the
+# file ("The code behind this chapter"), and starts in chapters/.
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab chapters/
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/chapters
 
 bench: $(STAMP)
 	$(PY) bench/throughput.py

@@ -6,10 +6,12 @@ Every page of ``_build/html`` is opened in headless Chromium, served from 127.0.
 - the console shows an error, or a script throws;
 - TeX is left untypeset after MathJax has run (``$$``, ``\\(``, ``\\[``, ``$...\\cmd...$`` in the
   visible text), or MathJax reports a TeX error;
-- a link to another page of the site (or to an anchor on it) leads nowhere;
+- a link to another page of the site (or to an anchor on it) leads nowhere: this covers the package
+  reference and the highlighted source pages (_modules/), which are pages like any other;
 - an image does not load, or has no alt text (a figure's alt text is its caption);
 - an ipywidgets view or a bertviz view stays empty.
 
+Every chapter links to the highlighted source of the code it uses, at the object's anchor.
 Search must work offline, and the offline bundle (``make offline``) must open from disk (file://).
 
 This test builds nothing: ``make test`` builds the site and the bundle first (``make offline``). Without a built site
@@ -278,6 +280,23 @@ def _anchors(path: Path) -> frozenset[str]:
     return frozenset(parser.ids)
 
 
+class _Links(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        href = dict(attrs).get("href") if tag == "a" else None
+        if href:
+            self.hrefs.append(href)
+
+
+def _links(path: Path) -> list[str]:
+    parser = _Links()
+    parser.feed(path.read_text(encoding="utf-8", errors="replace"))
+    return parser.hrefs
+
+
 def _broken_internal_links(hrefs: list[str], base_url: str) -> list[str]:
     broken = []
     for href in sorted(set(hrefs)):
@@ -332,6 +351,28 @@ def test_page_works_offline(path, site, visit, base_url):
     page.problems += _broken_internal_links(hrefs, base_url)
 
     assert not page.problems, f"{path}:\n  " + "\n  ".join(dict.fromkeys(page.problems))
+
+
+CHAPTERS = sorted(p.stem for p in (ROOT / "chapters").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_links_to_the_highlighted_source_it_uses(site, chapter):
+    """"The code behind this chapter" leads to sphinx.ext.viewcode's pages (_modules/), at an anchor
+    each of them has, and never to a download of the .py file. (test_page_works_offline checks
+    every link again in the browser, and opens the source pages themselves.)"""
+    page = site / "chapters" / f"{chapter}.html"
+    assert page.is_file(), f"{page.relative_to(ROOT)} was not built"
+    hrefs = _links(page)
+    source = [href for href in hrefs if "_modules/llmbook/" in href]
+    anchored = [href for href in source if "#" in href]
+    assert anchored, f"{chapter}: no link to the highlighted source of a function or class"
+    assert not [href for href in hrefs if href.endswith(".py")], f"{chapter}: links to a .py download"
+    for href in source:
+        url, fragment = urldefrag(href)
+        target = (page.parent / unquote(url)).resolve()
+        assert target.is_file(), f"{chapter}: {href} leads to no page"
+        assert not fragment or unquote(fragment) in _anchors(target), f"{chapter}: {href}: no such anchor"
 
 
 def test_mathjax_typesets_the_notation_page(site, visit):

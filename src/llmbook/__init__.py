@@ -1,4 +1,7 @@
-"""llmbook: the small, tested Transformer package behind the interactive LLM textbook."""
+"""llmbook: the small, tested Transformer package behind the interactive LLM textbook.
+
+Used in every chapter.
+"""
 # First, before any module computes with torch: one set of CPU kernels and one thread, so that the
 # book's numbers reproduce on every x86-64 machine with AVX2 (see llmbook.numerics).
 from . import numerics

@@ -3,6 +3,8 @@
 Mask convention (the same as the boolean ``attn_mask`` of
 ``torch.nn.functional.scaled_dot_product_attention``): **True means "may attend"**.
 A mask broadcasts against attention scores of shape (B, H, T_q, T_k).
+
+Taught in chapters 3, Attention, and 7, Inference engineering.
 """
 from __future__ import annotations
 

@@ -3,6 +3,8 @@
 Each sublayer (attention or feed-forward) sits on a residual path with a LayerNorm, placed either
 after the addition (post-LN, the original Transformer and BERT: ``LN(x + f(x))``) or before the
 sublayer (pre-LN, GPT-2 and most modern LLMs: ``x + f(LN(x))``).
+
+Taught in chapter 4, Encoder and decoder.
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Pick the device and dtype a chapter runs on, in one place."""
+"""Pick the device and dtype a chapter runs on, in one place.
+
+Used in chapter 5, Pretraining, and in Getting started.
+"""
 from __future__ import annotations
 
 import torch

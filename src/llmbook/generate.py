@@ -2,6 +2,8 @@
 
 Generation runs in two phases: *prefill* reads the prompt in one parallel pass, *decode* adds one
 token per step. With a KV cache each decode step processes only the new token.
+
+Taught in chapters 4, Encoder and decoder, and 7, Inference engineering.
 """
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ is an optional dependency (``pip install llmbook[interop]``) and is imported onl
 
 Configurations our models cannot reproduce exactly are refused with a ValueError naming the
 setting, rather than converted into a model that silently computes something else.
+
+Used in chapter 6, Applications.
 """
 from __future__ import annotations
 

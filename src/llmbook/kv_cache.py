@@ -1,5 +1,8 @@
 """A key/value cache: each layer keeps the keys and values of the tokens it has already seen,
-so that generating one more token costs one token's worth of work instead of the whole prefix."""
+so that generating one more token costs one token's worth of work instead of the whole prefix.
+
+Taught in chapter 7, Inference engineering.
+"""
 from __future__ import annotations
 
 import torch

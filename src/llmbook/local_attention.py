@@ -5,6 +5,8 @@ score matrix. Masking the scores down to a window of ``w`` keys (``attention.sli
 gives the same *result* as local attention but still computes all T^2 scores. Here the queries are
 cut into blocks of ``w``; the queries of block c can only see keys of blocks c - 1 and c, so each
 block needs a (w, 2w) score matrix: O(T w d) time and O(T w) memory in total.
+
+Taught in chapter 7, Inference engineering.
 """
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ targets as ``targets`` (-100 = ignore); ``return_attention=True`` asks for atten
 ``new_kv_cache()`` builds a cache for generation and ``num_parameters()`` counts parameters.
 Every model returns an output object with ``.logits``, ``.loss`` (when targets or labels are given)
 and ``.attentions`` (one (B, H, T, T) tensor per layer with ``return_attention=True``, else None).
+
+Taught in chapters 4, Encoder and decoder, and 5, Pretraining.
 """
 from __future__ import annotations
 

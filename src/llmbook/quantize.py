@@ -4,6 +4,8 @@ A weight row w (one output channel) is stored as integers q = round(w / s), clam
 [-qmax, qmax] with qmax = 2^(bits-1) - 1, and one float scale s = max|w| / qmax. The layer computes
 y = (x q^T) * s + b: the scale of each output channel factors out of the matrix product. Each
 weight then costs one byte instead of four (fp32), and its rounding error is at most s / 2.
+
+Taught in chapter 7, Inference engineering.
 """
 from __future__ import annotations
 

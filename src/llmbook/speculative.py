@@ -7,6 +7,8 @@ prefix of proposals that agrees with the target is kept, followed by the target'
 first disagreement (or after the last proposal, when all agree). Every kept token is therefore the
 target's greedy choice, so the output is the target's greedy output, token for token, while the
 target runs once per round instead of once per token.
+
+Taught in chapter 7, Inference engineering.
 """
 from __future__ import annotations
 

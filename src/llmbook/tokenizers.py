@@ -3,6 +3,8 @@
 Both are pure Python (no torch needed), deterministic, and save to / load from JSON.
 `encode` returns a plain list of ints; `decode` accepts a list of ints, or anything with a
 `.tolist()` such as a 1-D torch tensor or NumPy array.
+
+Taught in chapter 2, Core concepts.
 """
 from __future__ import annotations
 

@@ -3,6 +3,8 @@ mixed precision, and checkpoints that hold plain data only.
 
 A training step is: forward (the model computes its own ``.loss``), backward, clip the gradient
 norm, set the scheduled learning rate, AdamW step. ``train`` runs that loop for any llmbook model.
+
+Taught in chapter 5, Pretraining.
 """
 from __future__ import annotations
 

@@ -7,6 +7,8 @@ A wrong answer, or an exception raised by the learner's code, is reported, never
 a learner needs a message, not a traceback.
 
 One module per topic of the book; every checker is importable from here.
+
+Used in every chapter, by its exercises.
 """
 from .applications import check_confusion_matrix, check_few_shot_prompt
 from .attention import check_causal_mask, check_scaled_dot_product_attention, check_sinusoidal_encoding

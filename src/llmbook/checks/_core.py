@@ -4,6 +4,8 @@ comparisons of an answer with the reference (a tensor, one number, a pair of num
 A checker module builds a list of Case objects, a reference function, a comparison and the known
 mistakes (hint, wrong function) and hands them to run_cases, which prints the one-line verdict.
 A comparison takes (got, expected) and returns None when they agree, else a sentence saying what differs.
+
+Used in every chapter, through the checkers of its exercises.
 """
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """Checkers for the applications exercises (chapter 6): the confusion matrix of a classifier and the
-few-shot prompt of the in-context-learning model."""
+few-shot prompt of the in-context-learning model.
+
+Used in chapter 6, Applications.
+"""
 from __future__ import annotations
 
 import torch

@@ -1,5 +1,8 @@
 """Checkers for the attention exercises (chapter 3): scaled dot-product attention, the causal mask and
-sinusoidal positions."""
+sinusoidal positions.
+
+Used in chapter 3, Attention.
+"""
 from __future__ import annotations
 
 import math

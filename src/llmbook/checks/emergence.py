@@ -1,5 +1,8 @@
 """Checkers for the emergence exercises (chapter 9): exact match, the log-likelihood of an answer, and
-the induction score of an attention head."""
+the induction score of an attention head.
+
+Used in chapter 9, Emergent abilities.
+"""
 from __future__ import annotations
 
 import torch

@@ -1,5 +1,8 @@
 """Checkers for the encoder and decoder exercises (chapter 4): layer normalisation, the residual
-sublayer (pre-LN and post-LN) and the decoder inputs and labels of teacher forcing."""
+sublayer (pre-LN and post-LN) and the decoder inputs and labels of teacher forcing.
+
+Used in chapter 4, Encoder and decoder.
+"""
 from __future__ import annotations
 
 import torch

@@ -1,5 +1,8 @@
 """Checkers for the inference exercises (chapter 7): the KV-cache memory formula, the top-p (nucleus)
-filter and symmetric per-row int8 quantisation."""
+filter and symmetric per-row int8 quantisation.
+
+Used in chapter 7, Inference engineering.
+"""
 from __future__ import annotations
 
 import torch

@@ -1,5 +1,8 @@
 """Checkers for the pretraining exercises (chapters 2 and 5): BERT's masked-language-model corruption,
-the warm-up + cosine learning-rate schedule, and next-sentence-prediction pairs."""
+the warm-up + cosine learning-rate schedule, and next-sentence-prediction pairs.
+
+Used in chapters 2, Core concepts, and 5, Pretraining.
+"""
 from __future__ import annotations
 
 import math

@@ -1,4 +1,7 @@
-"""Checkers for the language-modelling-as-probability exercises (chapters 1-2): softmax, cross-entropy, perplexity."""
+"""Checkers for the language-modelling-as-probability exercises (chapters 1-2): softmax, cross-entropy, perplexity.
+
+Used in chapters 1, Background, and 2, Core concepts.
+"""
 from __future__ import annotations
 
 import math

@@ -1,5 +1,8 @@
 """Checkers for the scaling exercises (chapter 8): rounding to fp8, fitting a power law, and the
-compute-optimal split of a training budget."""
+compute-optimal split of a training budget.
+
+Used in chapter 8, Scaling and unit scaling.
+"""
 from __future__ import annotations
 
 import math

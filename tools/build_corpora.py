@@ -247,9 +247,10 @@ def convert_poems(poems: list[dict]) -> tuple[list[dict], Counter, int]:
 
 
 def clean_title(title: str) -> str:
+    """The title without editorial notes and restoration brackets, its spaces and tabs as one space."""
     while EDITORIAL_NOTE.search(title):
         title = EDITORIAL_NOTE.sub("", title)
-    return RESTORED_CHAR.sub(r"\1", title).strip()
+    return re.sub(r"\s+", " ", RESTORED_CHAR.sub(r"\1", title)).strip()
 
 
 def tang_split(poem_id: int) -> str:

@@ -73,8 +73,8 @@ HAN_CHAR = re.compile(f"[{HAN}]")
 VERSE_END = "，。？！；："
 POEM_LINE = re.compile(f"^(?:[{HAN}「」『』《》、]+[{VERSE_END}])+$")
 EDITORIAL_NOTE = re.compile(r"（[^（）]*）")
-RESTORED_CHAR = re.compile(f"\\[([{HAN}])\\]")
-NUMERALS = set("一二三四五六七八九十")
+RESTORED = re.compile(f"\\[([{HAN}]+)\\]")
+NUMERALS = set("一二三四五六七八九十○")
 
 
 def sha256(data: bytes) -> str:
@@ -189,7 +189,7 @@ def clean_poem(paragraphs: list[str]) -> list[str] | None:
 
     Removed: notes in full-width parentheses ("（一作「叉」）", variant readings and sources; some run
     over several paragraphs, so they are removed from the joined text), the brackets around a restored
-    character ("[爽]" -> "爽"), and paragraphs left without a Han character (a note's "。"). The poem is
+    characters ("[爽]" -> "爽"), and paragraphs left without a Han character (a note's "。"). The poem is
     dropped (None) when a line still holds anything but Han characters, quotation marks, 、 and the
     verse-ending marks ，。？！；： -- a lost character "□", a composed one "{艹/尔}", a footnote "[一]",
     a private-use code point -- because a model should not learn those as text.
@@ -197,7 +197,7 @@ def clean_poem(paragraphs: list[str]) -> list[str] | None:
     text = "\n".join(p.strip() for p in paragraphs)
     while EDITORIAL_NOTE.search(text):
         text = EDITORIAL_NOTE.sub("", text)
-    text = RESTORED_CHAR.sub(lambda m: m.group(0) if m.group(1) in NUMERALS else m.group(1), text)
+    text = restore(text)
     lines = [line.strip() for line in text.split("\n") if HAN_CHAR.search(line)]
     if not lines or not all(POEM_LINE.match(line) for line in lines):
         return None
@@ -241,16 +241,23 @@ def convert_poems(poems: list[dict]) -> tuple[list[dict], Counter, int]:
         else:
             seen_texts.add("".join(simplified))
             seen_lines.update(verses)
-            kept.append({"id": number, "title": converter.convert(clean_title(poem["title"])),
-                         "author": converter.convert(poem["author"].strip()), "lines": simplified})
+            kept.append({"id": number, "title": converter.convert(clean_name(poem["title"])),
+                         "author": converter.convert(clean_name(poem["author"])), "lines": simplified})
     return kept, dropped, changed
 
 
-def clean_title(title: str) -> str:
-    """The title without editorial notes and restoration brackets, its spaces and tabs as one space."""
-    while EDITORIAL_NOTE.search(title):
-        title = EDITORIAL_NOTE.sub("", title)
-    return re.sub(r"\s+", " ", RESTORED_CHAR.sub(r"\1", title)).strip()
+def restore(text: str) -> str:
+    """Drop the brackets around restored characters ("[爽]" -> "爽"), not around footnote numbers."""
+    return RESTORED.sub(lambda m: m.group(0) if set(m.group(1)) <= NUMERALS else m.group(1), text)
+
+
+def clean_name(name: str) -> str:
+    """A title or author without editorial notes, footnote numbers and restoration brackets, blanks as
+    one space. Other marks ("李□", a lost character) stay: a name is kept as the source prints it."""
+    while EDITORIAL_NOTE.search(name):
+        name = EDITORIAL_NOTE.sub("", name)
+    name = re.sub(f"\\[[{''.join(sorted(NUMERALS))}]+\\]", "", name)
+    return re.sub(r"\s+", " ", restore(name)).strip()
 
 
 def tang_split(poem_id: int) -> str:

@@ -170,7 +170,7 @@ def english_summary(files: dict[str, bytes], index: list[dict]) -> dict:
 def shared_ngrams(held_out: str, train: str, n: int) -> dict:
     """How many of held_out's n-gram positions occur in train, and a few of the shared passages."""
     grams = {held_out[i:i + n] for i in range(len(held_out) - n + 1)}
-    in_train = {train[i:i + n] for i in range(len(train) - n + 1)} & grams
+    in_train = {train[i:i + n] for i in range(len(train) - n + 1) if train[i:i + n] in grams}
     hits = [i for i in range(len(held_out) - n + 1) if held_out[i:i + n] in in_train]
     examples, last = [], -n
     for i in hits:

@@ -143,7 +143,7 @@ def measure_pair(ours: Runner, hf: Runner, work, repeats: int, warmup: int = 1):
     for r in range(repeats):
         order = [("ours", ours), ("hf", hf)] if r % 2 == 0 else [("hf", hf), ("ours", ours)]
         for name, runner in order:
-            times[name].append(timed(lambda: work(runner), runner.device))
+            times[name].append(timed(lambda runner=runner: work(runner), runner.device))
     return statistics.median(times["ours"]), statistics.median(times["hf"])
 
 
@@ -246,7 +246,8 @@ def bench_generation(bc: BenchConfig, args, device, amp_dtype) -> tuple[list[tup
     same = torch.equal(ours.generate(prompt, True), hf.generate(prompt, True))
     rows = []
     for use_cache in (True, False):
-        t_ours, t_hf = measure_pair(ours, hf, lambda r: r.generate(prompt, use_cache), args.repeats)
+        t_ours, t_hf = measure_pair(ours, hf, lambda r, use_cache=use_cache: r.generate(prompt, use_cache),
+                                    args.repeats)
         label = "KV cache" if use_cache else "no cache"
         rows.append((f"generate tokens/s, {label}", GEN_TOKENS / t_ours, GEN_TOKENS / t_hf))
     rows.append(("cached / uncached speed-up", rows[0][1] / rows[1][1], rows[0][2] / rows[1][2]))

@@ -5,13 +5,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from checker_verdicts import assert_fails, assert_passes
 
 from llmbook import checks
 from llmbook.attention import scaled_dot_product_attention
 from llmbook.data import mask_tokens
 from llmbook.positional import sinusoidal_encoding
-
-from checker_verdicts import assert_fails, assert_passes
 
 
 # ----------------------------------------------------------------- scaled dot-product attention

@@ -2,12 +2,11 @@
 ones with a message that names the mistake."""
 import pytest
 import torch
+from checker_verdicts import assert_fails, assert_passes
 
 from llmbook import checks
 from llmbook.checks.applications import confusion_matrix
 from llmbook.prompts import few_shot_prompt
-
-from checker_verdicts import assert_fails, assert_passes
 
 
 # ------------------------------------------------------------------------------ confusion matrix

@@ -2,12 +2,11 @@
 names the mistake; an exception in the learner's code is reported, not raised."""
 import pytest
 import torch
+from checker_verdicts import assert_fails, assert_passes
 
 from llmbook import checks
 from llmbook.attention_patterns import induction_scores
 from llmbook.metrics import answer_metrics
-
-from checker_verdicts import assert_fails, assert_passes
 
 
 # ----------------------------------------------------------------------------------- exact match

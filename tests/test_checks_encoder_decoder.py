@@ -3,12 +3,11 @@ names the mistake, and reports (never raises) an exception from the learner's co
 import pytest
 import torch
 import torch.nn.functional as F
+from checker_verdicts import assert_fails, assert_passes
 
 from llmbook import checks
 from llmbook.blocks import EncoderBlock
 from llmbook.data import teacher_forcing_targets
-
-from checker_verdicts import assert_fails, assert_passes
 
 
 # ----------------------------------------------------------------------------------- layer norm

@@ -1,12 +1,11 @@
 """Chapter 7 checkers: each accepts the reference answer and names the usual mistakes."""
 import pytest
 import torch
+from checker_verdicts import assert_fails, assert_passes
 
 from llmbook import checks
 from llmbook.generate import top_p_filter
 from llmbook.quantize import quantize_weight
-
-from checker_verdicts import assert_fails, assert_passes
 
 
 # -------------------------------------------------------------------------------- KV-cache bytes

@@ -5,13 +5,12 @@ import random
 
 import pytest
 import torch
+from checker_verdicts import assert_fails, assert_passes
 
 from llmbook import checks
 from llmbook.data import mask_tokens as package_mask_tokens
 from llmbook.data import nsp_pairs
 from llmbook.train import TrainConfig, lr_at
-
-from checker_verdicts import assert_fails, assert_passes
 
 
 # ---------------------------------------------------------------------------------- MLM masking

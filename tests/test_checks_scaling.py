@@ -2,13 +2,12 @@
 import math
 
 import torch
+from checker_verdicts import assert_fails, assert_passes
 
 from llmbook import checks
 from llmbook.checks.scaling import _round_bits
-from llmbook.scaling_laws import compute_optimal, fit_power_law
 from llmbook.precision import round_to
-
-from checker_verdicts import assert_fails, assert_passes
+from llmbook.scaling_laws import compute_optimal, fit_power_law
 
 
 # ------------------------------------------------------------------------------ fp8 rounding

@@ -37,7 +37,8 @@ def test_encoded_pairs_have_segments_and_labels(tokenizer):
     row = batch["input_ids"][1].tolist()
     assert row[0] == ids["[CLS]"] and row.count(ids["[SEP]"]) == 2
     first_sep = row.index(ids["[SEP]"])
-    assert batch["token_type_ids"][1, : first_sep + 1].eq(0).all() and batch["token_type_ids"][1, first_sep + 1].item() == 1
+    segments = batch["token_type_ids"][1]
+    assert segments[: first_sep + 1].eq(0).all() and segments[first_sep + 1].item() == 1
     assert batch["input_ids"][0, -1].item() == ids["[PAD]"]  # the shorter pair is padded
     assert batch["nsp_labels"].tolist() == [0, 1]
 
@@ -49,7 +50,8 @@ def test_pretraining_batches_mask_afresh_and_keep_specials(tokenizer):
     ids = bp.special_ids(tokenizer)
     for batch in (first, second):
         selected = batch["targets"] != -100
-        assert not torch.isin(batch["targets"][selected], torch.tensor([ids["[CLS]"], ids["[SEP]"], ids["[PAD]"]])).any()
+        specials = torch.tensor([ids["[CLS]"], ids["[SEP]"], ids["[PAD]"]])
+        assert not torch.isin(batch["targets"][selected], specials).any()
         assert "nsp_labels" in batch
     assert not torch.equal(first["input_ids"], second["input_ids"])  # dynamic masking
     assert "nsp_labels" not in bp.pretraining_batches(tokenizer, data, "mlm", 4, torch.Generator())(0)

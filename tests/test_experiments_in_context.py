@@ -40,12 +40,12 @@ def test_training_batch_targets_are_the_answers_after_each_arrow():
             assert pairs.setdefault(row[i - 1], t) == t
 
 
-def test_test_prompts_show_the_query_when_asked():
+def test_eval_prompts_show_the_query_when_asked():
     for k in (1, 2, 4):
-        for prompt, answer in ic.test_prompts(k, 50, include_query=True):
+        for prompt, answer in ic.eval_prompts(k, 50, include_query=True):
             query = prompt[-2]
             assert f"{query}>{answer}" in prompt[:-2] and prompt.count(">") == k + 1
-    zero = ic.test_prompts(0, 5, include_query=True)
+    zero = ic.eval_prompts(0, 5, include_query=True)
     assert all(len(p) == 2 and p.endswith(">") for p, _ in zero)
 
 

@@ -53,7 +53,7 @@ def test_seeded_sampling_is_reproducible_through_the_model():
 
 def test_beam_search_beats_greedy_when_greedy_is_short_sighted():
     """Token 1 looks best first (0.6 vs 0.4) but every continuation after it is poor."""
-    V, eos = 4, 3
+    eos = 3  # vocabulary of 4 tokens
     def step(seqs):
         rows = []
         for s in seqs.tolist():

@@ -12,10 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-
 from transformers import (  # an optional dependency: pip install llmbook[interop]
-    BertConfig, BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel,
-    GPT2Config, GPT2LMHeadModel, GPT2Model,
+    BertConfig,
+    BertForMaskedLM,
+    BertForPreTraining,
+    BertForSequenceClassification,
+    BertModel,
+    GPT2Config,
+    GPT2LMHeadModel,
+    GPT2Model,
 )
 
 import llmbook
@@ -205,7 +210,7 @@ def _check_encoder(ref_bert_out, got, mask):
     for layer, (r, g) in enumerate(zip(ref_bert_out.attentions, got.attentions)):
         # padded keys get exactly 0 weight in ours and ~0 in HF; padded query rows are arbitrary
         torch.testing.assert_close(g[real[:, None, :, None].expand_as(g)], r[real[:, None, :, None].expand_as(r)],
-                                   atol=ATOL, rtol=0, msg=lambda m: f"layer {layer}: {m}")
+                                   atol=ATOL, rtol=0, msg=lambda m, layer=layer: f"layer {layer}: {m}")
 
 
 @pytest.mark.parametrize("hidden_act", ["gelu", "gelu_new"])

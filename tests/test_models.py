@@ -198,7 +198,8 @@ def test_gpt_with_sinusoidal_positions_learns_to_copy():
     from llmbook.train import TrainConfig, train
 
     torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=12, context_length=16, n_layers=2, n_heads=4, d_model=64, pos_encoding="sinusoidal"))
+    model = GPT(GPTConfig(vocab_size=12, context_length=16, n_layers=2, n_heads=4, d_model=64,
+                          pos_encoding="sinusoidal"))
     g = torch.Generator().manual_seed(0)
 
     def batch(step):

@@ -7,8 +7,17 @@ import torch
 
 from llmbook.models import GPT, GPTConfig
 from llmbook.precision import (
-    FORMATS, LossScaled, ScaledLinear, format_limits_log2, get_format, log2_magnitudes, quantize, range_report,
-    record_matmuls, round_to, set_matmul_formats,
+    FORMATS,
+    LossScaled,
+    ScaledLinear,
+    format_limits_log2,
+    get_format,
+    log2_magnitudes,
+    quantize,
+    range_report,
+    record_matmuls,
+    round_to,
+    set_matmul_formats,
 )
 
 
@@ -72,7 +81,8 @@ def test_range_report_counts_where_values_fall():
     assert sum(range_report(torch.randn(1000), "fp8_e4m3").values()) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="nonzero"):
         range_report(torch.zeros(3), "fp16")
-    torch.testing.assert_close(log2_magnitudes(torch.tensor([0.0, 0.25, -8.0])), torch.tensor([-2.0, 3.0], dtype=torch.float64))
+    torch.testing.assert_close(log2_magnitudes(torch.tensor([0.0, 0.25, -8.0])),
+                               torch.tensor([-2.0, 3.0], dtype=torch.float64))
 
 
 def test_loss_scaled_multiplies_every_gradient_but_not_the_loss():

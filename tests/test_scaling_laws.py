@@ -5,8 +5,13 @@ import pytest
 import torch
 
 from llmbook.models import GPT, GPTConfig
-from llmbook.scaling_laws import (compute_optimal, fit_power_law, fit_power_law_with_floor, isoflop_optimum,
-                                  training_flops_per_step)
+from llmbook.scaling_laws import (
+    compute_optimal,
+    fit_power_law,
+    fit_power_law_with_floor,
+    isoflop_optimum,
+    training_flops_per_step,
+)
 
 
 def test_measured_flops_are_six_n_d_plus_attention_and_output_layer():

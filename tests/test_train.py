@@ -11,8 +11,17 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from llmbook import BERT, GPT, BERTConfig, GPTConfig, Seq2Seq, Seq2SeqConfig
-from llmbook.train import (History, TrainConfig, load_checkpoint, load_state_into, lr_at, make_optimizer,
-                           read_checkpoint, save_checkpoint, train)
+from llmbook.train import (
+    History,
+    TrainConfig,
+    load_checkpoint,
+    load_state_into,
+    lr_at,
+    make_optimizer,
+    read_checkpoint,
+    save_checkpoint,
+    train,
+)
 
 QUIET = dict(progress=False, log_every=0)
 

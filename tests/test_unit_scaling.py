@@ -10,7 +10,13 @@ from llmbook.models import GPT, GPTConfig
 from llmbook.precision import ScaledLinear, record_matmuls, set_matmul_formats
 from llmbook.train import TrainConfig, train
 from llmbook.unit_scaling import (
-    UnitScaledDecoderBlock, UnitScaledLinear, residual_add, residual_split, running_mean_taus, scaled, to_standard_gpt,
+    UnitScaledDecoderBlock,
+    UnitScaledLinear,
+    residual_add,
+    residual_split,
+    running_mean_taus,
+    scaled,
+    to_standard_gpt,
     unit_scaled_gpt,
 )
 

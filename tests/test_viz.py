@@ -136,7 +136,8 @@ def test_attention_explorer_reports_a_bad_text_in_its_status_line(tiny_gpt, char
 
 def test_attention_explorer_works_with_bert_and_restores_training_mode(char_tok):
     torch.manual_seed(0)
-    bert = BERT(BERTConfig(vocab_size=char_tok.vocab_size, context_length=32, n_layers=1, n_heads=2, d_model=16, dropout=0.1))
+    bert = BERT(BERTConfig(vocab_size=char_tok.vocab_size, context_length=32, n_layers=1, n_heads=2, d_model=16,
+                           dropout=0.1))
     bert.train()
     explorer = viz.attention_explorer(bert, char_tok, "a cat")
     assert controls(explorer)[3].value == "5 tokens"

@@ -198,7 +198,8 @@ def _check_assets(app) -> None:
         )
     extra = [(Path(app.confdir) / p).resolve() for p in app.config.html_extra_path]
     if SITE_DIR.resolve() not in extra:
-        raise ExtensionError(f"html_extra_path must include {SITE_DIR.relative_to(ROOT)} (see tools/fetch_web_assets.py)")
+        raise ExtensionError(f"html_extra_path must include {SITE_DIR.relative_to(ROOT)} "
+                             "(see tools/fetch_web_assets.py)")
 
 
 def _rewrite_outputs(app, doctree, docname: str) -> None:

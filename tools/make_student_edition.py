@@ -67,7 +67,8 @@ def stub_source(source: str, exercise: str) -> tuple[str, bool]:
         stubs.append("\n".join(lines[first:keep_to] + [f"{indent}raise NotImplementedError({message!r})"]))
     if stubs:
         return f"# {exercise}: your code goes here.\n" + "\n\n\n".join(stubs), False
-    return f"# {exercise}: your code goes here.\nraise NotImplementedError({exercise + ': your code goes here'!r})", True
+    message = f"{exercise}: your code goes here"
+    return f"# {exercise}: your code goes here.\nraise NotImplementedError({message!r})", True
 
 
 def checker_outputs(source: str, stub: str) -> list:

@@ -45,6 +45,6 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     import numpy as np
 
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (the legacy global generator is what np.random.* calls use)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)

@@ -424,7 +424,9 @@ class Seq2Seq(_Transformer):
         return self.enc_norm(x), src_mask, attentions
 
     def decode(self, decoder_input_ids, memory, src_mask, return_attention=False, kv_cache=None, cross_cache=None):
-        """decoder_input_ids: (B, T) target ids so far (starting with bos) -> (logits (B, T, V), self, cross weights)."""
+        """decoder_input_ids: (B, T) target ids so far, starting with bos.
+
+        Returns (logits (B, T, V), self-attention weights, cross-attention weights)."""
         c = self.config
         check_token_ids(decoder_input_ids, c.tgt_vocab_size, "target ids")
         past = len(kv_cache) if kv_cache is not None else 0

@@ -63,7 +63,7 @@ class Int8Linear(nn.Module):
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=False)
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear, bits: int = 8, per_channel: bool = True) -> "Int8Linear":
+    def from_linear(cls, linear: nn.Linear, bits: int = 8, per_channel: bool = True) -> Int8Linear:
         q, scale = quantize_weight(linear.weight, bits, per_channel)
         return cls(q, scale, linear.bias, bits)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def _timed_runs(fn: Callable, repeats: int, warmup: bool, clock: Callable[[], float]) -> list[float]:

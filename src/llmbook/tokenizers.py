@@ -12,7 +12,7 @@ import json
 import os
 import re
 from collections import Counter, defaultdict
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 # How BPE cuts text into chunks before merging; merges never cross a chunk boundary, so
 # " the" can become one token but "e t" cannot. Alternatives, tried left to right:
@@ -113,7 +113,7 @@ class CharTokenizer:
         self._unk_id = self._stoi.get("<unk>") if "<unk>" in self.specials else None
 
     @classmethod
-    def from_text(cls, text: str, specials: Sequence[str] = ()) -> "CharTokenizer":
+    def from_text(cls, text: str, specials: Sequence[str] = ()) -> CharTokenizer:
         """Same as `CharTokenizer(text, specials)`; reads better at call sites."""
         return cls(text, specials)
 
@@ -179,7 +179,7 @@ class CharTokenizer:
         _write_json(path, {"kind": "char", "specials": self.specials, "chars": self.chars})
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "CharTokenizer":
+    def load(cls, path: str | os.PathLike) -> CharTokenizer:
         """Read a tokenizer written by `save`; it encodes exactly like the saved one.
 
         Raises ValueError if `path` holds another kind of tokenizer.
@@ -288,7 +288,7 @@ class BPETokenizer:
         vocab_size: int,
         specials: Sequence[str] = (),
         pattern: str = SPLIT_PATTERN,
-    ) -> "BPETokenizer":
+    ) -> BPETokenizer:
         """Learn merges on `text` until the vocabulary has `vocab_size` ids (or no pair is left).
 
         Each step merges the most frequent adjacent pair; ties go to the smallest (left, right)
@@ -424,7 +424,7 @@ class BPETokenizer:
         _write_json(path, obj)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "BPETokenizer":
+    def load(cls, path: str | os.PathLike) -> BPETokenizer:
         """Read a tokenizer written by `save`; it encodes exactly like the saved one.
 
         Raises ValueError if `path` holds another kind of tokenizer.

@@ -25,6 +25,7 @@ shows that unit scaling moves the numbers, not the function. The unit-scaled lin
 from __future__ import annotations
 
 import math
+
 import torch
 from torch import nn
 

@@ -10,12 +10,11 @@ Used in every chapter, through the checkers of its exercises.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
 
 import torch
-
 
 ATOL, RTOL = 1e-5, 1e-4  # float32 arithmetic in a different order than the reference's
 

@@ -12,7 +12,6 @@ from ..attention_patterns import induction_scores
 from ..metrics import answer_log_likelihood, exact_match, scored, target_log_probs
 from ._core import Case, case_generator, run_cases, scalar_problem, tensor_problem
 
-
 # ----------------------------------------------------------------------------------- exact match
 _EXACT_MATCH_MISTAKES = [
     ("positions whose target is -100 belong to the question, not the answer: count them as right (or "

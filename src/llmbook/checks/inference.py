@@ -229,4 +229,5 @@ def check_quantize_int8(fn) -> bool:
     """Check fn(w (out, in)) -> (q int8 (out, in), scale (out,)): symmetric per-row int8 quantisation,
     scale = max|row| / 127, q = round(w / scale), so that w is approximately q * scale."""
     return run_cases("check_quantize_int8", fn, _int8_cases(), _reference_int8, _int8_problem, _INT8_MISTAKES,
-                      fallback_hint="scale = w.abs().amax(dim=1) / 127; q = torch.round(w / scale[:, None]).to(torch.int8).")
+                      fallback_hint="scale = w.abs().amax(dim=1) / 127; "
+                                    "q = torch.round(w / scale[:, None]).to(torch.int8).")

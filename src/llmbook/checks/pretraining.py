@@ -12,7 +12,6 @@ import torch
 from ..train import TrainConfig, lr_at
 from ._core import Case, call_learner, case_generator, failed, passed, run_cases, shape_text
 
-
 # ----------------------------------------------------------------------------- MLM masking
 MLM_VOCAB, MLM_MASK_ID, MLM_SPECIALS = 100, 4, (0, 1, 2, 3)  # [PAD] [CLS] [SEP] [UNK], then [MASK]
 

@@ -113,11 +113,13 @@ def _power_law_cases() -> list[Case]:
     x = torch.tensor([1e3, 3e3, 1e4, 3e4, 1e5, 3e5, 1e6], dtype=torch.float64)
     noisy = 40.0 * x ** -0.3 * torch.exp(0.05 * torch.randn(7, generator=g, dtype=torch.float64))
     return [
-        Case("exact y = 5 x^(-0.5), 4 points", (torch.tensor([1.0, 4.0, 16.0, 64.0]), torch.tensor([5.0, 2.5, 1.25, 0.625]))),
+        Case("exact y = 5 x^(-0.5), 4 points",
+             (torch.tensor([1.0, 4.0, 16.0, 64.0]), torch.tensor([5.0, 2.5, 1.25, 0.625]))),
         Case("x = model sizes 1e3..1e6, y = 40 x^(-0.3) with 5% noise", (x, noisy)),
-        Case("python lists, y = 2 x^(-0.076)", ([1e6, 1e7, 1e8, 1e9], [2.0 * v ** -0.076 for v in (1e6, 1e7, 1e8, 1e9)])),
-        Case("a rising curve y = 0.5 x^(0.25) (alpha = -0.25)", ([1.0, 2.0, 5.0, 10.0, 100.0],
-                                                                 [0.5 * v ** 0.25 for v in (1.0, 2.0, 5.0, 10.0, 100.0)])),
+        Case("python lists, y = 2 x^(-0.076)",
+             ([1e6, 1e7, 1e8, 1e9], [2.0 * v ** -0.076 for v in (1e6, 1e7, 1e8, 1e9)])),
+        Case("a rising curve y = 0.5 x^(0.25) (alpha = -0.25)",
+             ([1.0, 2.0, 5.0, 10.0, 100.0], [0.5 * v ** 0.25 for v in (1.0, 2.0, 5.0, 10.0, 100.0)])),
     ]
 
 
@@ -142,6 +144,11 @@ _COMPUTE_MISTAKES = [
 ]
 
 
+def _with_default_ratio(wrong):
+    """A mistaken compute_optimal that, like the reference, defaults tokens_per_param to 20."""
+    return lambda C, tokens_per_param=20.0: wrong(C, tokens_per_param)
+
+
 def check_compute_optimal(fn) -> bool:
     """Check fn(C, tokens_per_param=20) -> (N, D): the parameters and tokens that spend C = 6 N D FLOPs
     with D = tokens_per_param * N."""
@@ -153,6 +160,6 @@ def check_compute_optimal(fn) -> bool:
     ]
     return run_cases("check_compute_optimal", fn, cases,
                       lambda C, tokens_per_param=20.0: compute_optimal(C, tokens_per_param),
-                      lambda got, exp: pair_problem(got, exp, ("N", "D"), rel_tol=1e-4), [(h, (lambda w: lambda C, tokens_per_param=20.0: w(C, tokens_per_param))(w))
-                                    for h, w in _COMPUTE_MISTAKES],
+                      lambda got, exp: pair_problem(got, exp, ("N", "D"), rel_tol=1e-4),
+                      [(hint, _with_default_ratio(wrong)) for hint, wrong in _COMPUTE_MISTAKES],
                       fallback_hint="solve 6 N D = C together with D = tokens_per_param * N.")

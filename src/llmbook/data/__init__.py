@@ -17,10 +17,18 @@ from .batching import lm_batch, pad_batch, teacher_forcing_targets
 from .chinese import chinese_corpus
 from .pretraining import mask_tokens, nsp_pairs
 from .reviews import review_aspects, review_label, sentiment_task
-from .tasks import (BOS_ID, EOS_ID, N_TASK_SPECIALS, PAD_ID, addition_task, addition_text, copy_task, date_task,
-                    reverse_task)
-from .toy_grammar import (TOY_GRAMMAR_WORD_CLASSES, ToySentence, agreement_task, parse_toy_sentence,
-                          toy_grammar_corpus)
+from .tasks import (
+                    BOS_ID,
+                    EOS_ID,
+                    N_TASK_SPECIALS,
+                    PAD_ID,
+                    addition_task,
+                    addition_text,
+                    copy_task,
+                    date_task,
+                    reverse_task,
+)
+from .toy_grammar import TOY_GRAMMAR_WORD_CLASSES, ToySentence, agreement_task, parse_toy_sentence, toy_grammar_corpus
 
 __all__ = [
     "BOS_ID", "EOS_ID", "N_TASK_SPECIALS", "PAD_ID", "TOY_GRAMMAR_WORD_CLASSES", "ToySentence",

@@ -3,7 +3,7 @@ of a token stream for language-model training (chapters 2 to 8).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

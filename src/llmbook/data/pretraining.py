@@ -4,7 +4,7 @@ next-sentence prediction (chapters 2 and 5).
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -34,7 +34,7 @@ def mask_tokens(
         raise ValueError(f"p must be in (0, 1], got {p}")
     if not 0 <= mask_id < vocab_size:
         raise ValueError(f"mask_id {mask_id} is out of range for vocab_size {vocab_size}")
-    specials = set(int(s) for s in special_ids)
+    specials = {int(s) for s in special_ids}
     excluded = specials | {mask_id}
     keep = torch.ones(vocab_size, dtype=torch.bool)
     keep[[i for i in excluded if 0 <= i < vocab_size]] = False

@@ -60,7 +60,7 @@ def review_aspects(text: str) -> list[tuple[str, int]] | None:
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     if not text.endswith("."):
         return None
-    polarity = {**{w: 1 for w in _POSITIVE}, **{w: 0 for w in _NEGATIVE}}
+    polarity = {**dict.fromkeys(_POSITIVE, 1), **dict.fromkeys(_NEGATIVE, 0)}
     nouns, intensifiers = set(_REVIEW_NOUNS), {i.strip() for i in _INTENSIFIERS if i}
     match text[:-1].split(" "):
         case ["the", noun, "was", word] if noun in nouns and word in polarity:

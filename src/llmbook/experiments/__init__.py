@@ -6,17 +6,18 @@ runs the full version and saves it: ``python -m llmbook.experiments.<name>`` wri
 an offline classroom) and a chapter reads it with ``load_results("<name>")`` while it runs a reduced
 version of the same experiment live. Every ``main()`` calls ``run_and_save``, so every result file
 records its run's time the same way: ``settings["wall_seconds"]`` (wall clock) and
-``settings["cpu_seconds"]`` (CPU time of the process), and a timed part of a run uses the same two keys. A small trained model an experiment ships is saved beside it
-with ``llmbook.train.save_checkpoint(checkpoint_path("<name>"), model)`` and read back with
+``settings["cpu_seconds"]`` (CPU time of the process), and a timed part of a run uses the same two
+keys. A small trained model an experiment ships is saved beside it with
+``llmbook.train.save_checkpoint(checkpoint_path("<name>"), model)`` and read back with
 ``llmbook.train.load_checkpoint`` (plain data, ``weights_only=True``).
 """
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Callable
 
 import torch
 

@@ -75,7 +75,7 @@ def model_config(tok: CharTokenizer, d_model: int = 32, n_heads: int = 2) -> GPT
                      pos_encoding="rope")
 
 
-def test_prompts(k: int, n: int, include_query: bool, seed: int = 1, held_out: bool = True):
+def eval_prompts(k: int, n: int, include_query: bool, seed: int = 1, held_out: bool = True):
     """n (prompt, answer) pairs with k examples from fresh mappings of held-out (or seen) pairs.
 
     include_query=True puts the query's own example at a random place among the k (k >= 1);
@@ -113,7 +113,7 @@ def accuracy(model: GPT, tok: CharTokenizer, pairs) -> float:
 
 def shot_accuracies(model: GPT, tok: CharTokenizer, n: int = 500, held_out: bool = True) -> dict[str, list[float]]:
     """Accuracy at each k of SHOTS, with the query among the examples and with random examples."""
-    return {setting: [accuracy(model, tok, test_prompts(k, n, setting == "query shown", held_out=held_out))
+    return {setting: [accuracy(model, tok, eval_prompts(k, n, setting == "query shown", held_out=held_out))
                       for k in SHOTS] for setting in ("query shown", "random examples")}
 
 

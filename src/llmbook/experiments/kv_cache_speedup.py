@@ -10,7 +10,6 @@ is what chapter 7 calls live on its own trained model at lengths up to 255.
 """
 from __future__ import annotations
 
-
 import torch
 
 from ..generate import generate
@@ -32,8 +31,8 @@ def measure(model, lengths, repeats: int = 3) -> dict:
         generate(model, prompt, min(lengths), temperature=0, use_cache=use_cache)
     out = {"lengths": list(lengths), "cached_s": [], "uncached_s": [], "speedup": []}
     for n in lengths:
-        cached = cpu_seconds(lambda: generate(model, prompt, n, temperature=0, use_cache=True), repeats, False)
-        uncached = cpu_seconds(lambda: generate(model, prompt, n, temperature=0, use_cache=False), repeats, False)
+        cached = cpu_seconds(lambda n=n: generate(model, prompt, n, temperature=0, use_cache=True), repeats, False)
+        uncached = cpu_seconds(lambda n=n: generate(model, prompt, n, temperature=0, use_cache=False), repeats, False)
         out["cached_s"].append(round(cached, 5))
         out["uncached_s"].append(round(uncached, 5))
         out["speedup"].append(round(uncached / cached, 3))

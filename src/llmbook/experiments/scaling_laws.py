@@ -108,9 +108,11 @@ def run(sizes, steps: int, eval_every: int = 50, n_sentences: int = 30_000, n_ev
                           min_lr_ratio=1.0,  # constant after warm-up: every step is a fair end point
                           weight_decay=0.0, eval_every=eval_every, progress=False, log_every=0, seed=seed,
                           device=device)
+        def batch_fn(step, batches=batches):
+            return lm_batch(train_ids, BATCH_SIZE, BLOCK_SIZE, generator=batches)
+
         start = time.perf_counter()
-        history = train(model, lambda step: lm_batch(train_ids, BATCH_SIZE, BLOCK_SIZE, generator=batches),
-                        cfg, eval_fn=evaluate)
+        history = train(model, batch_fn, cfg, eval_fn=evaluate)
         seconds = time.perf_counter() - start
         for e in history.evals:
             record["step"].append(e["step"] + 1)

@@ -7,12 +7,12 @@ A target GPT and a much smaller draft GPT are trained on the toy grammar (charac
 decoding (``llmbook.speculative``) from a few prompts, checks that the output equals the target's
 own greedy output, and records the acceptance rate, the new tokens per target pass and the speed-up:
 the CPU time of ordinary cached greedy decoding with the target divided by that of speculative
-decoding (medians of ``repeats`` runs of each, timed in turns). It also records c, the CPU time of one draft decode step divided by
+decoding (medians of ``repeats`` runs of each, timed in turns). It also records c, the CPU time of
+one draft decode step divided by
 one target step, which the speed-up depends on. Chapter 7 trains a small pair live and calls
 ``measure`` on it; the full run uses a larger target, whose steps cost more than the draft's.
 """
 from __future__ import annotations
-
 
 import torch
 
@@ -75,7 +75,8 @@ def measure(target, draft, prompts, ks, new_tokens: int = 120, repeats: int = 3)
         out["acceptance_rate"].append(round(sum(s.acceptance_rate for _, s in runs) / len(runs), 4))
         out["tokens_per_target_call"].append(round(sum(s.tokens_per_target_call for _, s in runs) / len(runs), 4))
         plain_time, spec_time = cpu_seconds_interleaved(
-            [plain(target), lambda: [speculative_generate(target, draft, p, new_tokens, k) for p in prompts]], repeats)
+            [plain(target), lambda k=k: [speculative_generate(target, draft, p, new_tokens, k) for p in prompts]],
+            repeats)
         out["speedup"].append(round(plain_time / spec_time, 4))
     return out
 

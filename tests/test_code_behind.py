@@ -129,13 +129,13 @@ def _chapter_titles() -> dict[int, str]:
 
 def _chapter_problems(docstring: str, titles: dict[int, str]) -> list[str]:
     """What is wrong with the chapters a module docstring names (see the rule above); empty if nothing."""
-    lines = WHERE.findall(docstring)
+    lines = package_reference.chapter_lines(docstring)
     if not lines:
         return ["its docstring names no chapter; end it with a line such as 'Taught in chapter 3, Attention.' "
                 "or 'Used in chapter 5, Pretraining.'"]
     problems = []
     for line in lines:
-        if line.startswith("every chapter"):
+        if line.startswith(("every chapter", "the front matter")):
             continue
         named = CHAPTER.findall(line)
         if not named:

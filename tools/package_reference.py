@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
 # The line that names a module's chapter (the rule: tests/test_code_behind.py), and each "N, Title" in it.
-WHERE = re.compile(r"^(?:Taught|Used) in (every chapter\b.*|chapters? \d.*)$", re.M)
+WHERE = re.compile(r"^(?:Taught|Used) in (every chapter\b.*|chapters? \d.*|the front matter\b.*)$", re.M)
 CHAPTER = re.compile(r"(\d+), ([^,;.()<>`]+)")
 
 
@@ -33,6 +33,27 @@ def _chapter_docs() -> dict[int, str]:
 
 def _escape(text: str) -> str:
     return re.sub(r"([\\*`_|\[\]])", r"\\\1", text)
+
+
+def split_chapter_lines(lines: list[str]) -> tuple[list[str], list[str]]:
+    """(the docstring's other lines, its chapter lines): a paragraph that starts "Taught in" or
+    "Used in" may wrap over several lines (the linter's 120 columns); it is joined into one."""
+    body, where, in_where = [], [], False
+    for line in lines:
+        if not in_where and re.match(r"(?:Taught|Used) in ", line):
+            where.append(line.strip())
+            in_where = True
+        elif in_where and line.strip():
+            where[-1] += " " + line.strip()
+        else:
+            in_where = False
+            body.append(line)
+    return body, [line for line in where if WHERE.match(line)]
+
+
+def chapter_lines(docstring: str) -> list[str]:
+    """The chapters a module docstring names, as WHERE's groups ("chapter 3, Attention.")."""
+    return [WHERE.match(line).group(1) for line in split_chapter_lines(docstring.splitlines())[1]]
 
 
 def _linked(line: str, docs: dict[int, str]) -> str:
@@ -47,8 +68,7 @@ def _linked(line: str, docs: dict[int, str]) -> str:
 
 
 def _verbatim(app, what, name, obj, options, lines: list[str]) -> None:
-    where = [line for line in lines if WHERE.match(line)] if what == "module" else []
-    body = [line for line in lines if line not in where]
+    body, where = split_chapter_lines(lines) if what == "module" else (list(lines), [])
     while body and not body[-1].strip():
         body.pop()
     text = [f"   {line}" if line.strip() else "" for line in body]

@@ -2,6 +2,8 @@
 (does a query attend to the token after the earlier copy of itself?) and the previous-token score.
 
 Both average the weight that each query gives to the key a fixed number of positions back.
+
+Used in chapter 9, Emergent abilities.
 """
 from __future__ import annotations
 

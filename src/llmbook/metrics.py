@@ -3,6 +3,8 @@ the log-likelihood of the answer, token accuracy, and the loss at each position.
 
 Targets mark the positions that are not scored (the question of a problem, padding) with -100, the
 value that ``F.cross_entropy`` ignores too.
+
+Used in chapter 9, Emergent abilities.
 """
 from __future__ import annotations
 

@@ -14,6 +14,8 @@ the same inside autograd, with one format for the forward value and one for the 
 ``set_matmul_formats(model, "fp8_e4m3", "fp8_e5m2")`` makes every linear layer a ``ScaledLinear``
 that rounds the inputs of its matrix products to one format and their output gradients to another,
 as FP8 training does; ``record_matmuls`` records what those products see.
+
+Used in chapter 8, Scaling and unit scaling.
 """
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
 """The few-shot prompt format of the book's in-context-learning model (chapter 6): examples "x>y"
-separated by spaces, then the query and its arrow, where the model writes the answer."""
+separated by spaces, then the query and its arrow, where the model writes the answer.
+
+Used in chapter 6, Applications.
+"""
 from __future__ import annotations
 
 ARROW, SEP = ">", " "

@@ -5,6 +5,8 @@ N of scaling-law papers), D the number of training tokens, and C the training co
 estimated as C = 6 N D. ``training_flops_per_step`` counts what PyTorch really executes instead.
 The experiment that trains the family of models these functions analyse is
 ``llmbook.experiments.scaling_laws``.
+
+Used in chapters 5, Pretraining, and 8, Scaling and unit scaling.
 """
 from __future__ import annotations
 

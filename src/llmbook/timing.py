@@ -4,6 +4,8 @@
 speed-up experiments): time spent waiting while other programs use the core does not count, so the
 numbers are steadier on a shared machine. ``best_seconds`` counts wall-clock time and keeps the
 fastest run (chapter 3), the one least disturbed by whatever else the computer is doing.
+
+Used in chapters 3, Attention, step by step, and 7, Inference engineering.
 """
 from __future__ import annotations
 

@@ -21,6 +21,8 @@ The constants change what autograd computes, so they must not change what the op
 ``to_standard_gpt(model)`` turns it into an ordinary ``GPT`` that computes the same logits, which
 shows that unit scaling moves the numbers, not the function. The unit-scaled linear layers build on
 ``llmbook.precision.ScaledLinear``, which also simulates low-precision matrix products.
+
+Used in chapter 8, Scaling and unit scaling.
 """
 from __future__ import annotations
 

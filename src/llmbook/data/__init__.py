@@ -12,6 +12,8 @@ on every machine. Text generators use Python's `random.Random(seed)`; tensor gen
 - `batching`: padding, teacher-forcing targets and language-model windows.
 
 Every public name is importable from `llmbook.data` itself.
+
+Used in every chapter.
 """
 from .batching import lm_batch, pad_batch, teacher_forcing_targets
 from .chinese import chinese_corpus

@@ -1,4 +1,7 @@
-"""The argument check the data generators share."""
+"""The argument check the data generators share.
+
+Used in every chapter, through the data modules that check their arguments with it.
+"""
 
 
 def check_int(name: str, value, minimum: int) -> None:

@@ -1,5 +1,8 @@
 """Batches of token ids: padding, teacher-forcing inputs and labels for a decoder, and random windows
 of a token stream for language-model training (chapters 2 to 8).
+
+Used in chapters 2, Core concepts; 3, Attention, step by step; 4, Encoder and decoder; 5,
+Pretraining; 6, Applications; 7, Inference engineering; and 8, Scaling and unit scaling.
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""A small Chinese corpus from sentence templates, for the tokenizers of chapter 2."""
+"""A small Chinese corpus from sentence templates, for the tokenizers of chapter 2.
+
+Used in chapter 2, Core concepts.
+"""
 from __future__ import annotations
 
 import random

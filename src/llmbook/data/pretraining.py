@@ -1,5 +1,7 @@
 """BERT's pre-training inputs: masked tokens for masked language modelling and sentence pairs for
 next-sentence prediction (chapters 2 and 5).
+
+Used in chapters 2, Core concepts; 5, Pretraining; and 6, Applications.
 """
 from __future__ import annotations
 

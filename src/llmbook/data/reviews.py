@@ -1,5 +1,7 @@
 """Generated sentiment reviews with their labels, and an oracle that reads a review back (chapters 2
 and 6).
+
+Used in chapters 2, Core concepts, and 6, Applications.
 """
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 (chapter 4), and addition (chapter 9).
 
 Every task takes a `seed` and returns the same data for the same seed on every machine.
+
+Used in chapters 4, Encoder and decoder, and 9, Emergent abilities.
 """
 from __future__ import annotations
 

@@ -11,6 +11,8 @@ from a random other document) usually does not. The downstream task is subject-v
 
 runs every objective for several seeds, saves the results (results/bert_pretraining.json) and the
 seed-0 models pretrained with MLM + NSP and with MLM alone (results/bert_pretraining_{mlm_nsp,mlm}.pt).
+
+Used in chapter 5, Pretraining.
 """
 from __future__ import annotations
 

@@ -17,6 +17,8 @@ problems with three metrics computed from one teacher-forced forward pass
 
 The learning rate is constant after a short warm-up, so every evaluation is a fair end point and a
 shorter run with the same seed retraces the beginning of a longer one.
+
+Used in chapter 9, Emergent abilities.
 """
 from __future__ import annotations
 

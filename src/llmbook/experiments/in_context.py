@@ -15,6 +15,8 @@ in training (``held_out_pair``): the test mappings are made of those pairs only.
 training loss, and the accuracy of the answer to a query with k = 0, 1, 2, 4 and 8 examples in the
 prompt, on mappings of held-out pairs, in two settings: examples drawn at random from the mapping
 (the query may not be among them), and examples that always include the query.
+
+Used in chapter 6, Applications.
 """
 from __future__ import annotations
 

@@ -13,6 +13,8 @@ changes from sequence to sequence, no fixed positional offset solves the task.
 Every ``eval_every`` steps the run records, on held-out sequences of period 16: the mean loss on the
 first period and on the rest, the largest induction score of the last layer's heads and the largest
 previous-token score of layer 0's heads (``llmbook.attention_patterns``).
+
+Used in chapter 9, Emergent abilities.
 """
 from __future__ import annotations
 

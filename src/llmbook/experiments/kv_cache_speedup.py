@@ -7,6 +7,8 @@ O(n^2) token-passes; with the cache each step processes one token and n tokens c
 time depends on the sizes, not on the values of the weights, so the full run uses an untrained
 GPT of the benchmark's "small" size (4 layers, d_model 128) with a context of 1,024. ``measure``
 is what chapter 7 calls live on its own trained model at lengths up to 255.
+
+Used in chapter 7, Inference engineering.
 """
 from __future__ import annotations
 

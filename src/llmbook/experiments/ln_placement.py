@@ -8,6 +8,8 @@ sequences of 8 tokens (``llmbook.data.reverse_task``) for ``steps`` AdamW steps 
 The grid is: LayerNorm placement (post-LN, pre-LN) x warm-up (none, ``warmup`` steps) x peak
 learning rate x seed. Chapter 4 runs the four runs of one learning rate and one seed live and reads
 the whole grid from ``results/ln_placement.json``.
+
+Used in chapter 4, Encoder and decoder.
 """
 from __future__ import annotations
 

@@ -15,6 +15,8 @@ for each compute budget, the model size with the lowest loss; ``isoflop_profiles
 of all sizes at one budget (Hoffmann et al.'s "IsoFLOP profiles"). The fits and FLOP counts that do
 not depend on this experiment (``fit_power_law``, ``fit_power_law_with_floor``, ``isoflop_optimum``,
 ``training_flops_per_step``) live in ``llmbook.scaling_laws``.
+
+Used in chapter 8, Scaling and unit scaling.
 """
 from __future__ import annotations
 

@@ -8,6 +8,8 @@ importable from `llmbook.viz` itself.
 
 matplotlib, ipywidgets and bertviz are imported inside the functions that use them, so that
 ``import llmbook`` stays light and works where no plotting library is installed.
+
+Used in every chapter.
 """
 __all__ = [
     "attention_explorer", "attention_maps", "display_token", "ema", "figure_png", "head_view", "model_view",

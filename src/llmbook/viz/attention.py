@@ -1,5 +1,8 @@
 """Attention pictures: a heatmap of one head, the maps of every layer, and an explorer widget
 (chapters 2 to 6 and 9).
+
+Used in chapters 2, Core concepts; 3, Attention, step by step; 4, Encoder and decoder; 5,
+Pretraining; 6, Applications; and 9, Emergent abilities.
 """
 from __future__ import annotations
 

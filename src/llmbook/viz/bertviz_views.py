@@ -1,6 +1,8 @@
 """Adapters that hand our attention tensors to bertviz's head view and model view (chapters 3 to 5).
 
 bertviz is an optional dependency (``pip install llmbook[viz]``), imported only when a view is drawn.
+
+Used in chapters 3, Attention, step by step; 4, Encoder and decoder; and 5, Pretraining.
 """
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Pictures as PNG bytes and as inline HTML <img> tags, for widgets and saved notebooks."""
+"""Pictures as PNG bytes and as inline HTML <img> tags, for widgets and saved notebooks.
+
+Used in chapter 1, Background: from n-grams to large language models.
+"""
 from __future__ import annotations
 
 import base64

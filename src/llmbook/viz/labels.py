@@ -1,4 +1,8 @@
-"""Tokens as labels for plots: whitespace made visible, one label per position (every chapter's pictures)."""
+"""Tokens as labels for plots: whitespace made visible, one label per position (every chapter's pictures).
+
+Used in chapters 2, Core concepts; 3, Attention, step by step; 4, Encoder and decoder; 5,
+Pretraining; and 7, Inference engineering.
+"""
 from __future__ import annotations
 
 # Whitespace tokens would be invisible as tick labels; show them as visible symbols instead.

@@ -1,4 +1,8 @@
-"""Loss curves: raw, smoothed, with evaluation points, several runs side by side (chapters 2 to 6 and 8)."""
+"""Loss curves: raw, smoothed, with evaluation points, several runs side by side (chapters 2 to 6 and 8).
+
+Used in chapters 2, Core concepts; 3, Attention, step by step; 4, Encoder and decoder; 5,
+Pretraining; 6, Applications; and 8, Scaling and unit scaling.
+"""
 from __future__ import annotations
 
 import torch

@@ -1,5 +1,7 @@
 """The next-token distribution under temperature, top-k and top-p: computed, drawn as bars, and
 explored with sliders (chapters 2 and 7).
+
+Used in chapters 2, Core concepts, and 7, Inference engineering.
 """
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """Values against number formats: a histogram of log2 |values| over a format's range, and an
 explorer widget (chapter 8).
+
+Used in chapter 8, Scaling and unit scaling.
 """
 from __future__ import annotations
 

@@ -40,7 +40,7 @@ def test_teacher_forcing_targets_shift_right_for_inputs_and_left_for_labels():
 
 def test_lm_batch_targets_are_inputs_shifted_by_one():
     stream = torch.arange(100) * 3
-    x, y = lm_batch(stream, batch_size=512, block_size=8, generator=torch.Generator().manual_seed(0))
+    x, y = lm_batch(stream, batch_size=512, context_length=8, generator=torch.Generator().manual_seed(0))
     assert x.shape == y.shape == (512, 8) and x.dtype == torch.long
     assert torch.equal(x[:, 1:], y[:, :-1])
     assert torch.equal(y, x + 3)  # each window really is consecutive
@@ -53,7 +53,7 @@ def test_lm_batch_is_deterministic_and_validates():
     a = lm_batch(stream, 4, 5, torch.Generator().manual_seed(1))
     b = lm_batch(stream, 4, 5, torch.Generator().manual_seed(1))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-    with pytest.raises(ValueError, match="block_size 50.*50"):
+    with pytest.raises(ValueError, match="context_length 50.*50"):
         lm_batch(stream, 4, 50)
     with pytest.raises(ValueError, match="1-D"):
         lm_batch(stream.view(5, 10), 4, 3)

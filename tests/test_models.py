@@ -282,3 +282,20 @@ def test_seq2seq_new_kv_cache_gives_a_self_and_a_cross_attention_cache():
     self_cache, cross_cache = s2s.new_kv_cache()
     assert len(self_cache.layers) == len(cross_cache.layers) == s2s.config.n_decoder_layers
     assert self_cache.layers[0].max_len == s2s.config.context_length
+
+
+@pytest.mark.parametrize("field", ["n_heads", "context_length", "vocab_size", "d_model"])
+def test_a_zero_size_is_refused_by_name(field):
+    with pytest.raises(ValueError, match=f"{field}=0 must be at least 1"):
+        GPTConfig(**{field: 0})
+
+
+def test_blocks_take_their_options_by_keyword_and_a_gpt_block_refuses_memory():
+    from llmbook.blocks import DecoderBlock, EncoderBlock
+
+    x, pad = torch.randn(1, 3, 8), torch.ones(1, 1, 1, 3, dtype=torch.bool)
+    with pytest.raises(TypeError):
+        EncoderBlock(8, 2, 16)(x, pad)  # a mask passed by position would be ambiguous
+    with pytest.raises(ValueError, match="no cross-attention"):
+        DecoderBlock(8, 2, 16)(x, pad)  # mistaken for the encoder memory, it would be ignored
+    assert DecoderBlock(8, 2, 16)(x, mask=pad).hidden_states.shape == x.shape

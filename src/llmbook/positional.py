@@ -3,7 +3,7 @@
 Three schemes: a fixed sinusoidal table (Vaswani et al. 2017), a learned table (GPT, BERT),
 and rotary embeddings (RoPE, Su et al. 2021), which rotate queries and keys by their position.
 
-Taught in chapter 3, Attention.
+Taught in chapter 3, Attention, step by step.
 """
 from __future__ import annotations
 

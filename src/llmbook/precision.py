@@ -11,9 +11,10 @@ Above the largest number, fp16, bf16 and fp8-e5m2 give inf (overflow); fp8-e4m3 
 stored as float32, so any CPU can show what a tensor would lose in that format. ``quantize`` does
 the same inside autograd, with one format for the forward value and one for the gradient.
 ``LossScaled`` multiplies every gradient of a model by a constant (static loss scaling).
-``set_matmul_formats(model, "fp8_e4m3", "fp8_e5m2")`` makes every linear layer a ``ScaledLinear``
+``set_matmul_formats(model, "fp8_e4m3", "fp8_e5m2")`` makes every ``nn.Linear`` layer a ``ScaledLinear``
 that rounds the inputs of its matrix products to one format and their output gradients to another,
-as FP8 training does; ``record_matmuls`` records what those products see.
+as FP8 training does; ``record_matmuls`` records what those products see. Attention's own products
+(Q K^T and the weights times V) are not linear layers and stay in fp32.
 
 Used in chapter 8, Scaling and unit scaling.
 """
@@ -266,8 +267,9 @@ def set_matmul_formats(model: nn.Module, forward: str | None = "fp8_e4m3", backw
 
     Plain nn.Linear layers are replaced by ScaledLinear layers that share their parameters (ties
     survive). Their input and weight are rounded to `forward`, their output gradient to `backward`;
-    None keeps fp32 (set both to None to switch the simulation off). Everything else (embeddings,
-    LayerNorm, attention's softmax, residual adds, the optimiser) stays in fp32, as in FP8 training.
+    None keeps fp32 (set both to None to switch the simulation off). Everything else stays in fp32:
+    embeddings, LayerNorm, attention's own matrix products (Q K^T and the weights times V) and its
+    softmax, residual adds, the optimiser.
     Raises ValueError for an unknown format.
     """
     for fmt in (forward, backward):

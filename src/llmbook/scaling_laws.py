@@ -1,7 +1,8 @@
 """Scaling laws (chapters 5 and 8): FLOP counts, power-law fits, and the compute-optimal model size.
 
-Throughout, N is the non-embedding parameter count, ``model.num_parameters(non_embedding=True)`` (the
-N of scaling-law papers), D the number of training tokens, and C the training compute in FLOPs,
+Throughout, N is the non-embedding parameter count, ``model.num_parameters(non_embedding=True)``
+(Kaplan et al.'s N; Hoffmann et al., whose 20-tokens-per-parameter rule ``compute_optimal`` uses,
+count every parameter), D the number of training tokens, and C the training compute in FLOPs,
 estimated as C = 6 N D. ``training_flops_per_step`` counts what PyTorch really executes instead.
 The experiment that trains the family of models these functions analyse is
 ``llmbook.experiments.scaling_laws``.

@@ -22,6 +22,12 @@ The constants change what autograd computes, so they must not change what the op
 shows that unit scaling moves the numbers, not the function. The unit-scaled linear layers build on
 ``llmbook.precision.ScaledLinear``, which also simulates low-precision matrix products.
 
+What is unit-scaled here: the embeddings, every linear layer, the feed-forward activation, the
+residual adds and the output layer's gradient. Attention itself is left as in the standard model:
+its scores Q K^T / sqrt(d_head), their softmax and the weighted average of the values get no
+unit-scaling constants (Blake et al. also scale those), and ``set_matmul_formats`` simulates low
+precision in the linear layers only, not in Q K^T or in the product of the weights with V.
+
 Used in chapter 8, Scaling and unit scaling.
 """
 from __future__ import annotations
@@ -232,10 +238,12 @@ class UnitScaledDecoderBlock(DecoderBlock):
             self.ff.fc2 = UnitScaledLinear(d_ff, d_model, bias=bias, constraint=c)
             self.ff.act = _ScaledActivation(activation)
 
-    def forward(self, x, memory=None, mask=None, memory_mask=None, return_attention=False,
+    def forward(self, x, memory=None, *, mask=None, memory_mask=None, return_attention=False,
                 kv_cache=None, cross_cache=None, positions=None) -> BlockOutput:
         """The pre-LN block with weighted residual adds: x + attn(LN(x)) becomes
         residual_add(attn(LN(branch)), skip, tau) with (branch, skip) = residual_split(x, tau)."""
+        if memory is not None:
+            raise ValueError("a unit-scaled GPT block has no cross-attention, so it takes no memory")
         tau_attn = self.taus[0]
         branch, skip = residual_split(x, tau_attn)
         a, weights = self.attn(self.norm1(branch), mask=mask, return_attention=return_attention,

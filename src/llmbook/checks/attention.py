@@ -1,7 +1,7 @@
 """Checkers for the attention exercises (chapter 3): scaled dot-product attention, the causal mask and
 sinusoidal positions.
 
-Used in chapter 3, Attention.
+Used in chapter 3, Attention, step by step.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Checkers for the language-modelling-as-probability exercises (chapters 1-2): softmax, cross-entropy, perplexity.
 
-Used in chapters 1, Background, and 2, Core concepts.
+Used in chapters 1, Background: from n-grams to large language models, and 2, Core concepts.
 """
 from __future__ import annotations
 

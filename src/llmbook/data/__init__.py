@@ -11,7 +11,8 @@ on every machine. Text generators use Python's `random.Random(seed)`; tensor gen
 - `pretraining`: BERT's inputs, masked tokens and next-sentence pairs;
 - `batching`: padding, teacher-forcing targets and language-model windows.
 
-Every public name is importable from `llmbook.data` itself.
+Every public name is importable from `llmbook.data` itself. The real text that ships with the
+package (Shakespeare, the Tang poems) is in `llmbook.corpora`.
 
 Used in every chapter.
 """

@@ -60,6 +60,7 @@ def teacher_forcing_targets(
     For a target t_1 .. t_n (without bos/eos): inputs = bos t_1 .. t_n, labels = t_1 .. t_n eos,
     so position i sees the true tokens before t_i and is asked for t_i (labels = inputs shifted
     left by one). Rows are right-padded with pad_id to the longest target plus one; T = its length.
+    For a Seq2Seq model: ``model(src, decoder_input_ids=inputs, targets=labels)``.
     Raises ValueError for an empty batch.
     """
     if len(targets) == 0:
@@ -73,22 +74,22 @@ def teacher_forcing_targets(
 def lm_batch(
     ids: torch.Tensor | Sequence[int],
     batch_size: int,
-    block_size: int,
+    context_length: int,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random windows of a 1-D token stream for LM training: (x, y), LongTensor (batch_size, block_size).
+    """Random windows of a 1-D token stream for LM training: (x, y), LongTensor (batch_size, context_length).
 
     y is x shifted left by one: y[b, t] = ids[start_b + t + 1]. Windows start uniformly in
-    [0, len(ids) - block_size - 1]. Raises ValueError unless ids is 1-D and block_size < len(ids).
+    [0, len(ids) - context_length - 1]. Raises ValueError unless ids is 1-D and context_length < len(ids).
     """
     ids = torch.as_tensor(ids)
     if ids.dim() != 1:
         raise ValueError(f"ids must be 1-D, got shape {tuple(ids.shape)}")
     check_int("batch_size", batch_size, 1)
-    check_int("block_size", block_size, 1)
-    if block_size >= len(ids):
-        raise ValueError(f"block_size {block_size} must be < len(ids) {len(ids)} (one extra token for y)")
+    check_int("context_length", context_length, 1)
+    if context_length >= len(ids):
+        raise ValueError(f"context_length {context_length} must be < len(ids) {len(ids)} (one extra token for y)")
     device = generator.device if generator is not None else torch.device("cpu")
-    starts = torch.randint(len(ids) - block_size, (batch_size,), generator=generator, device=device)
-    index = starts.to(ids.device)[:, None] + torch.arange(block_size, device=ids.device)
+    starts = torch.randint(len(ids) - context_length, (batch_size,), generator=generator, device=device)
+    index = starts.to(ids.device)[:, None] + torch.arange(context_length, device=ids.device)
     return ids[index].long(), ids[index + 1].long()

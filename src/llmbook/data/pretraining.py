@@ -1,5 +1,5 @@
 """BERT's pre-training inputs: masked tokens for masked language modelling and sentence pairs for
-next-sentence prediction (chapters 2 and 5).
+next-sentence prediction.
 
 Used in chapters 2, Core concepts; 5, Pretraining; and 6, Applications.
 """
@@ -25,11 +25,12 @@ def mask_tokens(
     """BERT's masking rule: returns (inputs, labels), both shaped like `ids` (B, T).
 
     Each position whose id is not in `special_ids` is selected with probability p. A selected
-    position becomes mask_id (80%), a random id (10%; uniform over ids that are neither special
-    nor mask_id), or stays unchanged (10%). labels holds the original id where selected and
-    -100 (ignored by cross_entropy) elsewhere. `ids` is not modified. Draws use `generator`
-    (or torch's global RNG if None). Raises ValueError for p outside (0, 1], mask_id or an id
-    outside [0, vocab_size), ids not 2-D, or no id left to draw; TypeError unless ids is a long/int tensor.
+    position becomes mask_id (80%), a random id (10%; uniform over ids that are neither special nor
+    mask_id), or stays unchanged (10%). labels holds the original id where selected and -100
+    (ignored by cross_entropy) elsewhere: pass it to BERT as ``targets=``. `ids` is not modified.
+    Draws use `generator` (or torch's global RNG if None). Raises ValueError for p outside (0, 1],
+    mask_id or an id outside [0, vocab_size), ids not 2-D, or no id left to draw; TypeError unless
+    ids is a long/int tensor.
     """
     check_token_ids(ids, vocab_size, "ids")
     if not 0 < p <= 1:

@@ -1,5 +1,5 @@
 """A small English grammar with subject-verb agreement: its corpus, its word classes, a parser that
-reads a sentence back, and the agreement task built on it (chapters 2 and 5).
+reads a sentence back, and the agreement task built on it.
 
 Used in chapters 1, Background: from n-grams to large language models; 2, Core concepts; 3,
 Attention, step by step; 5, Pretraining; and 8, Scaling and unit scaling.

@@ -8,9 +8,9 @@ decoding (``llmbook.speculative``) from a few prompts, checks that the output eq
 own greedy output, and records the acceptance rate, the new tokens per target pass and the speed-up:
 the CPU time of ordinary cached greedy decoding with the target divided by that of speculative
 decoding (medians of ``repeats`` runs of each, timed in turns). It also records c, the CPU time of
-one draft decode step divided by
-one target step, which the speed-up depends on. Chapter 7 trains a small pair live and calls
-``measure`` on it; the full run uses a larger target, whose steps cost more than the draft's.
+one draft decode step divided by that of one target step, which the speed-up depends on. Chapter 7
+trains a small pair live and calls ``measure`` on it; the full run uses a larger target, whose steps
+cost more than the draft's.
 
 Used in chapter 7, Inference engineering.
 """

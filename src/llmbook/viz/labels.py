@@ -1,4 +1,4 @@
-"""Tokens as labels for plots: whitespace made visible, one label per position (every chapter's pictures).
+"""Tokens as labels for plots: whitespace made visible, one label per position.
 
 Used in chapters 2, Core concepts; 3, Attention, step by step; 4, Encoder and decoder; 5,
 Pretraining; and 7, Inference engineering.

@@ -58,9 +58,11 @@ def module_files(package: Path = PACKAGE) -> dict[str, Path]:
 
 
 def summary(path: Path) -> str:
-    """The first paragraph of a module's docstring, on one line."""
+    """The first paragraph of a module's docstring, on one line, as text (a docstring that names
+    an HTML tag such as <img> must not put one on the page)."""
     docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
-    return " ".join(docstring.split("\n\n")[0].split())
+    text = " ".join(docstring.split("\n\n")[0].split())
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def pages(package: Path = PACKAGE) -> dict[str, str]:

@@ -193,8 +193,9 @@ def test_sinusoidal_positions_do_not_swamp_token_embeddings(model_cls, cfg_cls):
 
 
 def test_gpt_with_sinusoidal_positions_learns_to_copy():
-    """Regression: with token vectors at std 0.02 under a unit-size table, the loss was still 0.87
-    after these 1000 steps (learned and rotary positions need about 300)."""
+    """Regression: with token vectors at std 0.02 under a unit-size table, the loss stays at chance
+    (ln 10 = 2.30) after these 400 steps, and was still 0.87 after 1000; scaled as in Vaswani et al.
+    it is 0.49 after 400 (measured under the pinned numerical path)."""
     from llmbook.train import TrainConfig, train
 
     torch.manual_seed(0)
@@ -209,8 +210,8 @@ def test_gpt_with_sinusoidal_positions_learns_to_copy():
         targets[:, :7] = -100  # only the copied half is predictable
         return seq[:, :-1], targets
 
-    history = train(model, batch, TrainConfig(steps=1000, lr=3e-3, warmup_steps=20, progress=False, log_every=0))
-    assert sum(history.loss[-20:]) / 20 < 0.05
+    history = train(model, batch, TrainConfig(steps=400, lr=3e-3, warmup_steps=20, progress=False, log_every=0))
+    assert sum(history.loss[-20:]) / 20 < 1.0
 
 
 @pytest.mark.parametrize("model_cls, cfg_cls", [(GPT, GPTConfig), (BERT, BERTConfig)])

@@ -183,3 +183,13 @@ def test_poem_form_rejects_what_is_not_a_poem(bad, error, words):
 def test_bad_split_names_the_value_and_the_allowed_ones(function, split):
     with pytest.raises(ValueError, match=f"split '{split}' is not one of .*'train', 'validation', 'test'"):
         function(split)
+
+
+def test_poem_document_puts_the_title_first_and_tang_text_separates_poems_by_a_blank_line():
+    poems = corpora.tang_poems("validation")
+    text = corpora.tang_text("validation")
+    documents = text.split("\n\n")
+    assert len(documents) == len(poems)
+    first = documents[0].split("\n")
+    assert first == [poems[0]["title"], *poems[0]["lines"]]
+    assert corpora.poem_form(first[1:]) == corpora.poem_form(poems[0])

@@ -94,6 +94,16 @@ def test_results_files_travel_with_the_installed_package(fresh_python, tmp_path)
     assert int(run(fresh_python, "-c", code, cwd=tmp_path)) == expected
 
 
+def test_pretrained_models_and_tokenizers_travel_with_the_installed_package(fresh_python, tmp_path):
+    code = ("from llmbook import pretrained\n"
+            "for name in pretrained.TOKENIZERS: pretrained.tokenizer(name)\n"
+            "model, tok = pretrained.load('tang-gpt')\n"
+            "print(model.num_parameters(), tok.vocab_size)")
+    card = json.loads((ROOT / "src/llmbook/pretrained_data/models/tang-gpt.json").read_text(encoding="utf-8"))
+    parameters, vocab_size = run(fresh_python, "-c", code, cwd=tmp_path).split()
+    assert (int(parameters), int(vocab_size)) == (card["parameters"], card["config"]["vocab_size"])
+
+
 def test_a_chapter_runs_its_first_cells_in_the_fresh_environment(fresh_python, tmp_path):
     """The install cell finds the installed package and does nothing; the imports and the first
     computations of chapter 3 then run, and a checker works, all outside the repository."""

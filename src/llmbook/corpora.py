@@ -12,6 +12,7 @@ file and the split sizes.
   Test: *Hamlet*, *The Tempest*; validation: *Macbeth*, *Twelfth Night*; train: the other 38 works.
 - ``tang_poems(split)``: the split's poems, each ``{"id", "title", "author", "lines"}``, split by a
   hash of the poem's id (90 / 5 / 5 per cent).
+- ``tang_text(split)``: the split's poems as text, title line first (``poem_document``).
 - ``poem_form(poem)``: ``"5x4"``, ``"7x4"``, ``"5x8"``, ``"7x8"`` (jueju and lüshi shapes) or None;
   ``form_shares(split)``: how often each form occurs in a split.
 
@@ -79,6 +80,25 @@ def tang_poems(split: str = "train") -> list[dict]:
     """
     _check_split(split)
     return [dict(poem, lines=list(poem["lines"])) for poem in _tang(split)]
+
+
+def poem_document(poem: dict) -> str:
+    """A poem as the Tang models read and write it: the title on the first line, then its lines.
+
+    >>> poem_document({"title": "静夜思", "lines": ["床前明月光，疑是地上霜。", "举头望明月，低头思故乡。"]})
+    '静夜思\n床前明月光，疑是地上霜。\n举头望明月，低头思故乡。'
+    """
+    return "\n".join([poem["title"], *poem["lines"]])
+
+
+def tang_text(split: str = "train") -> str:
+    """The split's poems as one string: each ``poem_document``, separated by a blank line."""
+    return "\n\n".join(poem_document(p) for p in _tang_checked(split))
+
+
+def _tang_checked(split: str) -> tuple[dict, ...]:
+    _check_split(split)
+    return _tang(split)
 
 
 def poem_form(poem: str | list[str] | tuple[str, ...] | dict) -> str | None:

@@ -8,6 +8,7 @@ Taught in chapter 2, Core concepts.
 """
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import re
@@ -220,10 +221,11 @@ def _count_pairs(words: list[list[int]], freqs: list[int]):
     return counts, where
 
 
-def _apply_merge_to_word(w, words, freqs, pair, new_id, counts, where) -> None:
+def _apply_merge_to_word(w, words, freqs, pair, new_id, counts, where, touched) -> None:
     """Merge `pair` inside words[w] and update `counts` / `where` for that word only.
 
     This is what keeps training fast: a merge only touches the words that contain the pair.
+    Every pair whose count changes is added to `touched`.
     """
     old = words[w]
     new = _merge(old, pair, new_id)
@@ -232,12 +234,27 @@ def _apply_merge_to_word(w, words, freqs, pair, new_id, counts, where) -> None:
     f = freqs[w]
     for p in zip(old, old[1:]):
         counts[p] -= f
+        touched.add(p)
         if counts[p] == 0:
             del counts[p]
     for p in zip(new, new[1:]):
         counts[p] += f
+        touched.add(p)
         where[p].add(w)
     words[w] = new
+
+
+def _most_frequent(heap: list, counts: Counter) -> tuple[int, int] | None:
+    """Pop the most frequent pair (ties: the smallest pair) off a heap of (-count, pair) entries.
+
+    The heap may hold stale entries (the pair's count has changed since it was pushed); they are
+    dropped here. Returns None when no pair is left.
+    """
+    while heap:
+        neg, pair = heapq.heappop(heap)
+        if counts.get(pair) == -neg:
+            return pair
+    return None
 
 
 class BPETokenizer:
@@ -306,15 +323,20 @@ class BPETokenizer:
         words = [list(c.encode("utf-8", _TEXT_ERRORS)) for c in chunk_counts]
         freqs = list(chunk_counts.values())
         counts, where = _count_pairs(words, freqs)
+        heap = [(-c, p) for p, c in counts.items()]  # a heap keeps each step from scanning all pairs
+        heapq.heapify(heap)
         merges = []
         for new_id in range(n_base, vocab_size):
-            if not counts:
+            best = _most_frequent(heap, counts)
+            if best is None:
                 break  # every chunk is a single token: nothing left to merge
-            top = max(counts.values())
-            best = min(p for p, c in counts.items() if c == top)
             merges.append(best)
+            touched: set = set()
             for w in where.pop(best):
-                _apply_merge_to_word(w, words, freqs, best, new_id, counts, where)
+                _apply_merge_to_word(w, words, freqs, best, new_id, counts, where, touched)
+            for p in touched:
+                if p in counts:
+                    heapq.heappush(heap, (-counts[p], p))
         return cls(merges, specials, pattern)
 
     @property

@@ -1,0 +1,187 @@
+"""Small models pretrained on real text, and the tokenizers they read it with, shipped in the package.
+
+``load(name)`` returns ``(model, tokenizer)``, the model in eval mode, read with ``weights_only=True``:
+
+- ``"shakespeare-gpt"``: a GPT trained on Shakespeare's training works (BPE, ``bpe-shakespeare``);
+- ``"tang-gpt"``: a GPT trained on the training Tang poems, one token per character (``char-tang``);
+- ``"shakespeare-bert"``: a BERT pretrained with masked-token prediction on the same English text.
+
+``card(name)`` is the model's card: config, tokenizer, data and splits, tokens seen, held-out scores,
+wall time, device, seed, torch version, samples. ``tokenizer(name)`` loads one of ``TOKENIZERS``.
+``evaluate(name, model, tokenizer, split)`` scores a model on a split exactly as its card was made.
+Each model is trained by ``python -m llmbook.experiments.<name with _ for ->`` (e.g.
+``llmbook.experiments.shakespeare_gpt``); the tokenizers by ``tools/build_tokenizers.py``.
+
+The weights are stored in 16 bits (float16) to keep the package small and loaded into a float32
+model; each card records what the rounding costs in held-out loss.
+
+Used in the front matter, on the page Data and models.
+"""
+from __future__ import annotations
+
+import json
+import math
+from functools import cache
+from importlib import resources
+
+import torch
+
+from . import corpora
+from .data import mask_tokens
+from .tokenizers import BPETokenizer, CharTokenizer
+
+MODELS = ("shakespeare-gpt", "tang-gpt", "shakespeare-bert")
+TOKENIZERS = ("bpe-en-zh", "bpe-shakespeare", "char-shakespeare", "char-tang")
+MODEL_TOKENIZER = {"shakespeare-gpt": "bpe-shakespeare", "tang-gpt": "char-tang",
+                   "shakespeare-bert": "bpe-shakespeare"}
+MLM_SEED = 1234  # the masks of an MLM evaluation are drawn from this seed, so a score is repeatable
+
+
+def _data(*parts: str):
+    path = resources.files("llmbook").joinpath("pretrained_data")
+    for part in parts:
+        path = path.joinpath(part)
+    return path
+
+
+def _check_name(name: str, names: tuple[str, ...], what: str) -> None:
+    if name not in names:
+        raise ValueError(f"no shipped {what} named {name!r}; the {what}s are: {', '.join(names)}")
+
+
+@cache
+def _tokenizer(name: str):
+    text = _data("tokenizers", f"{name}.json").read_text(encoding="utf-8")
+    kind = json.loads(text)["kind"]
+    cls = {"char": CharTokenizer, "bpe": BPETokenizer}[kind]
+    with resources.as_file(_data("tokenizers", f"{name}.json")) as path:
+        return cls.load(path)
+
+
+def tokenizer(name: str) -> BPETokenizer | CharTokenizer:
+    """One of TOKENIZERS, loaded from its shipped JSON (the same object on every call: do not change it)."""
+    _check_name(name, TOKENIZERS, "tokenizer")
+    return _tokenizer(name)
+
+
+def card(name: str) -> dict:
+    """The model card of one of MODELS (a fresh dict)."""
+    _check_name(name, MODELS, "model")
+    path = _data("models", f"{name}.json")
+    if not path.is_file():
+        module = name.replace("-", "_")
+        raise FileNotFoundError(f"the model {name!r} has not been trained in this copy of llmbook; "
+                                f"run `python -m llmbook.experiments.{module}`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load(name: str, device: str | torch.device = "cpu"):
+    """(model, tokenizer) of one of MODELS; the model is float32, in eval mode, on `device`."""
+    from .train import load_checkpoint
+
+    info = card(name)
+    with resources.as_file(_data("models", f"{name}.pt")) as path:
+        model = load_checkpoint(path, expected_config=info["config"], map_location="cpu")
+    return model.float().to(device).eval(), tokenizer(info["tokenizer"])
+
+
+# ------------------------------------------------------------------------------------ the data
+def token_stream(name: str, split: str) -> torch.Tensor:
+    """The split of the model's corpus as one 1-D tensor of token ids, as the model was trained on it.
+
+    English: the works of the split, encoded whole. Tang: each poem (``corpora.poem_document``)
+    followed by ``<eos>``, in the split's order.
+    """
+    _check_name(name, MODELS, "model")
+    tok = tokenizer(MODEL_TOKENIZER[name])
+    if name == "tang-gpt":
+        eos = tok.token_to_id("<eos>")
+        ids = []
+        for poem in corpora.tang_poems(split):
+            ids += tok.encode(corpora.poem_document(poem)) + [eos]
+    else:
+        ids = tok.encode(corpora.shakespeare(split))
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def characters(name: str, split: str) -> int:
+    """How many characters the split's text has, as bits per character count them (Tang: <eos> is one)."""
+    if name == "tang-gpt":
+        poems = corpora.tang_poems(split)
+        return sum(len(corpora.poem_document(p)) + 1 for p in poems)
+    return len(corpora.shakespeare(split))
+
+
+def mlm_windows(ids: torch.Tensor, context_length: int, cls_id: int, sep_id: int) -> torch.Tensor:
+    """Cut a token stream into consecutive (N, context_length) rows of [CLS] text [SEP] (the tail is dropped)."""
+    n = context_length - 2
+    rows = ids[: len(ids) // n * n].view(-1, n)
+    cls = torch.full((len(rows), 1), cls_id, dtype=ids.dtype)
+    sep = torch.full((len(rows), 1), sep_id, dtype=ids.dtype)
+    return torch.cat([cls, rows, sep], dim=1)
+
+
+# ------------------------------------------------------------------------------------ scoring
+@torch.no_grad()
+def lm_nats(model, ids: torch.Tensor, batch_size: int = 16) -> tuple[float, int]:
+    """Sum of -ln p(token) over a stream, in consecutive windows of the model's context, and the count.
+
+    Every token but the first is predicted once, from the tokens before it in its window (on average
+    half a context). Returns (total nats, number of predicted tokens).
+    """
+    T = model.config.context_length
+    starts = list(range(0, len(ids) - 1, T))
+    total, count = 0.0, 0
+    for i in range(0, len(starts), batch_size):
+        rows = [ids[s: s + T + 1] for s in starts[i: i + batch_size]]
+        full = [r for r in rows if len(r) == T + 1]
+        groups = ([torch.stack(full)] if full else []) + [r[None] for r in rows if len(r) < T + 1]
+        for batch in groups:  # the last window may be short: it is scored on its own
+            logits = model(batch[:, :-1]).logits
+            nats = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten(), reduction="sum")
+            total += float(nats)
+            count += batch[:, 1:].numel()
+    return total, count
+
+
+@torch.no_grad()
+def mlm_scores(model, windows: torch.Tensor, vocab_size: int, mask_id: int, special_ids,
+               batch_size: int = 32) -> dict:
+    """BERT's masking rule (15 %; 80/10/10) over rows of text, drawn from MLM_SEED: mean loss and accuracy.
+
+    accuracy: the share of selected positions where the top prediction is the original token.
+    """
+    generator = torch.Generator().manual_seed(MLM_SEED)
+    total, correct, count = 0.0, 0, 0
+    for start in range(0, len(windows), batch_size):
+        inputs, targets = mask_tokens(windows[start: start + batch_size], vocab_size, mask_id, special_ids,
+                                      generator=generator)
+        logits = model(inputs).logits
+        picked = targets != -100
+        total += float(torch.nn.functional.cross_entropy(logits[picked], targets[picked], reduction="sum"))
+        correct += int((logits[picked].argmax(-1) == targets[picked]).sum())
+        count += int(picked.sum())
+    return {"loss": total / count, "masked_accuracy": correct / count, "masked_tokens": count}
+
+
+def evaluate(name: str, model, tok, split: str) -> dict:
+    """Score a model of kind `name` on a split as its card does.
+
+    GPTs: ``loss`` (nats per token), ``bits_per_char`` and ``tokens``; BERT: ``loss`` (nats per masked
+    token), ``masked_accuracy`` and ``masked_tokens``.
+    """
+    ids = token_stream(name, split)
+    was_training = model.training
+    model.eval()
+    try:
+        if name == "shakespeare-bert":
+            specials = [tok.token_to_id(s) for s in ("[PAD]", "[CLS]", "[SEP]", "[MASK]")]
+            windows = mlm_windows(ids, model.config.context_length, specials[1], specials[2])
+            return mlm_scores(model, windows, tok.vocab_size, specials[3], specials)
+        nats, count = lm_nats(model, ids)
+        # bits per character: all of the text's characters share the bits (the unscored first token
+        # holds a few of them), so models with different tokenizers compare on the same text
+        return {"loss": nats / count, "bits_per_char": nats / math.log(2) / characters(name, split),
+                "tokens": count}
+    finally:
+        model.train(was_training)

@@ -3,7 +3,7 @@ VENV      := .venv
 PY        := $(VENV)/bin/python
 PIP       := $(PY) -m pip
 STAMP     := $(VENV)/.installed
-NOTEBOOKS := book/getting_started.ipynb $(wildcard chapters/*.ipynb)
+NOTEBOOKS := book/getting_started.ipynb book/pretrained_models.ipynb $(wildcard chapters/*.ipynb)
 NBVAL     := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 # One worker per core; all cells of a notebook (and all tests of a file) stay in one worker.
 PARALLEL  := -n auto --dist loadscope

@@ -18,7 +18,7 @@ from llmbook import checks
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
-NOTEBOOKS = [ROOT / "book" / "getting_started.ipynb", *CHAPTERS]
+NOTEBOOKS = [ROOT / "book" / "getting_started.ipynb", ROOT / "book" / "pretrained_models.ipynb", *CHAPTERS]
 EXERCISE = re.compile(r"\{exercise\}[^\n]*\n(?:[^\n]*\n)*?:label:\s*(ex-\d+-\d+)")
 REPOSITORY = re.search(r"^\s*url:\s*(https://github.com/\S+)", (ROOT / "_config.yml").read_text(), re.M).group(1)
 

@@ -64,6 +64,11 @@ def tokenizer(name: str) -> BPETokenizer | CharTokenizer:
     return _tokenizer(name)
 
 
+def tokenizer_record() -> dict:
+    """What tools/build_tokenizers.py recorded: sha256 and size of each file, tokens per character per split."""
+    return json.loads(_data("tokenizers", "record.json").read_text(encoding="utf-8"))
+
+
 def card(name: str) -> dict:
     """The model card of one of MODELS (a fresh dict)."""
     _check_name(name, MODELS, "model")
@@ -185,3 +190,27 @@ def evaluate(name: str, model, tok, split: str) -> dict:
                 "tokens": count}
     finally:
         model.train(was_training)
+
+
+@torch.no_grad()
+def fill_mask(model, tok, text: str, top: int = 5) -> list[list[tuple[str, float]]]:
+    """BERT's guesses for each "[MASK]" in text: per mask, the `top` tokens and their probabilities.
+
+    The text is framed as [CLS] text [SEP]. Raises ValueError when it holds no "[MASK]" or is longer
+    than the model's context.
+    """
+    ids = tok.encode(text, allow_specials=True)
+    mask_id = tok.token_to_id("[MASK]")
+    if mask_id not in ids:
+        raise ValueError(f"the text holds no [MASK] to fill: {text!r}")
+    ids = [tok.token_to_id("[CLS]"), *ids, tok.token_to_id("[SEP]")]
+    if len(ids) > model.config.context_length:
+        raise ValueError(f"the text takes {len(ids)} tokens with [CLS] and [SEP]; the model reads at most "
+                         f"{model.config.context_length}")
+    model.eval()
+    probs = model(torch.tensor([ids])).logits[0].softmax(-1)
+    guesses = []
+    for position in (i for i, t in enumerate(ids) if t == mask_id):
+        p, index = probs[position].topk(top)
+        guesses.append([(tok.decode([int(i)]), float(q)) for i, q in zip(index, p)])
+    return guesses

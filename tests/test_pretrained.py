@@ -150,8 +150,10 @@ def test_tang_gpt_sample_statistics_add_up():
     assert 0 <= samples["lines_copied"] <= samples["lines"]
     in_form = sum(v for k, v in samples["form_shares"].items() if k != "other")
     assert in_form > 0.2  # the model writes poems in form, not only Chinese characters
-    forms = [corpora.poem_form("\n".join(p.split("\n")[1:])) for p in samples["examples"]]
-    assert any(forms)
+    forms = [corpora.poem_form("\n".join(p.split("\n")[1:])) for p in samples["poems"]]
+    assert len(forms) == samples["n"]
+    for form, share in samples["form_shares"].items():
+        assert forms.count(None if form == "other" else form) / samples["n"] == pytest.approx(share)
 
 
 def test_shakespeare_bert_fills_masks_far_better_than_the_most_frequent_token():

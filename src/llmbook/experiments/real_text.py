@@ -98,7 +98,10 @@ def verse_lines(text: str) -> list[str]:
 
 
 def tang_samples(model, tok, n: int = TANG_SAMPLES) -> dict:
-    """n poems sampled at temperature 1 from <eos> (a poem's start): form shares and copied lines."""
+    """n poems sampled at temperature 1 from <eos> (a poem's start): form shares, copied lines, the poems.
+
+    A poem that has not ended within the context is cut there (and is then rarely in form).
+    """
     generator = torch.Generator().manual_seed(SEED)
     eos = tok.token_to_id("<eos>")
     start = torch.full((n, 1), eos)
@@ -111,7 +114,7 @@ def tang_samples(model, tok, n: int = TANG_SAMPLES) -> dict:
     shares = {form: forms.count(form) / n for form in corpora.FORMS}
     shares["other"] = forms.count(None) / n
     return {"n": n, "temperature": 1.0, "form_shares": shares, "corpus_form_shares": corpora.form_shares("train"),
-            "lines": len(lines), "lines_copied": copied, "examples": poems[:6]}
+            "lines": len(lines), "lines_copied": copied, "poems": poems}
 
 
 def pretrain(name: str, scale: str = "cpu", device: str | None = None) -> dict:

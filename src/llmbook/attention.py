@@ -126,30 +126,46 @@ class MultiHeadAttention(nn.Module):
     """Multi-head attention: project, split into heads, attend, concatenate, project with W^O.
 
     Self-attention when ``context`` is None, cross-attention (queries from x, keys and values from
-    context) otherwise. W^Q, W^K, W^V are stored stacked in one ``in_proj`` (3 d_model, d_model),
-    as in ``torch.nn.MultiheadAttention``, so self-attention needs one matrix product.
+    context) otherwise. W^Q, W^K, W^V are stored stacked in one ``in_proj``, as in
+    ``torch.nn.MultiheadAttention``, so self-attention needs one matrix product.
+
+    Grouped-query attention (Ainslie et al., 2023): with ``n_kv_heads`` < ``n_heads`` key/value heads,
+    each group of n_heads / n_kv_heads query heads shares one key and one value head (query head h
+    uses key/value head h // group, as in Llama). W^K and W^V shrink to (n_kv_heads d_head, d_model),
+    so in_proj is (d_model + 2 n_kv_heads d_head, d_model), and a KV cache holds n_kv_heads heads:
+    n_heads / n_kv_heads times less memory. n_kv_heads=1 is multi-query attention (Shazeer, 2019);
+    None (the default) means n_heads, ordinary multi-head attention with in_proj (3 d_model, d_model).
     """
 
-    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True, rotary=None):
+    def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True, rotary=None,
+                 n_kv_heads: int | None = None):
         super().__init__()
         if n_heads < 1 or d_model % n_heads != 0:
             raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
+        n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
+        if not 1 <= n_kv_heads <= n_heads or n_heads % n_kv_heads:
+            raise ValueError(f"n_kv_heads={n_kv_heads} must divide n_heads={n_heads} (1 <= n_kv_heads <= n_heads)")
         self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
+        self.n_kv_heads = n_kv_heads
         self.dropout = dropout
-        self.in_proj = nn.Linear(d_model, 3 * d_model, bias=bias)
+        self.in_proj = nn.Linear(d_model, d_model + 2 * self._kv_width, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
         self.rotary = rotary  # a positional.RotaryEmbedding, or None
 
-    def _split(self, x):  # (B, T, d_model) -> (B, H, T, d_head)
+    @property
+    def _kv_width(self) -> int:  # the width of all key (or all value) heads together
+        return self.n_kv_heads * self.d_head
+
+    def _split(self, x):  # (B, T, heads * d_head) -> (B, heads, T, d_head)
         B, T, _ = x.shape
-        return x.view(B, T, self.n_heads, self.d_head).transpose(1, 2)
+        return x.view(B, T, -1, self.d_head).transpose(1, 2)
 
     def _self_qkv(self, x, kv_cache, positions):
         """Queries, keys and values from x (one matrix product); with a cache, keys and values of
         the earlier positions come first. Rotary embeddings turn q and k by their positions."""
-        B, T, _ = x.shape
-        qkv = self.in_proj(x).view(B, T, 3, self.n_heads, self.d_head)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, H, T, d_head)
+        T = x.size(1)
+        q, k, v = self.in_proj(x).split([self.d_model, self._kv_width, self._kv_width], dim=-1)
+        q, k, v = self._split(q), self._split(k), self._split(v)  # (B, H, T, d_head), k and v (B, H_kv, T, d_head)
         if self.rotary is not None:
             if positions is None:  # the new tokens follow the cached ones
                 past = kv_cache.length if kv_cache is not None else 0
@@ -160,13 +176,13 @@ class MultiHeadAttention(nn.Module):
         return q, k, v
 
     def _cross_qkv(self, x, context, kv_cache):
-        """Queries from x (the first third of in_proj), keys and values from context (the rest).
+        """Queries from x (the first rows of in_proj), keys and values from context (the rest).
         The context does not change between decoding steps, so a filled cache is reused as is."""
         d, w, b = self.d_model, self.in_proj.weight, self.in_proj.bias
         q = self._split(F.linear(x, w[:d], None if b is None else b[:d]))
         if kv_cache is not None and kv_cache.length > 0:
             return q, kv_cache.keys, kv_cache.values
-        k, v = F.linear(context, w[d:], None if b is None else b[d:]).split(d, dim=-1)
+        k, v = F.linear(context, w[d:], None if b is None else b[d:]).split(self._kv_width, dim=-1)
         k, v = self._split(k), self._split(v)
         if kv_cache is not None:
             k, v = kv_cache.append(k, v)
@@ -193,11 +209,19 @@ class MultiHeadAttention(nn.Module):
             check_mask(mask, (B, self.n_heads, T, k.size(2)))
         p = self.dropout if self.training else 0.0
         if return_attention:  # the explicit formula: it has the weights to return
+            k, v = repeat_kv(k, self.n_heads), repeat_kv(v, self.n_heads)
             out, weights = scaled_dot_product_attention(q, k, v, _with_causal(mask, causal, q, k), dropout_p=p)
-        else:  # PyTorch's fused kernel
+        else:  # PyTorch's fused kernel, which shares key/value heads itself
             out, weights = _fused_attention(q, k, v, mask, causal, p), None
         out = out.transpose(1, 2).reshape(B, T, self.d_model)  # (B, H, T, d_head) -> (B, T, d_model)
         return self.out_proj(out), weights
+
+
+def repeat_kv(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """(B, H_kv, T, d) -> (B, n_heads, T, d): each key/value head repeated for the n_heads / H_kv
+    query heads of its group (head h gets head h // group); unchanged when H_kv = n_heads."""
+    group = n_heads // x.size(1)
+    return x if group == 1 else x.repeat_interleave(group, dim=1)
 
 
 def _with_causal(mask, causal, q, k):
@@ -214,10 +238,12 @@ def _fused_attention(q, k, v, mask, causal, dropout_p):
 
     Its own is_causal flag aligns the triangle top-left, which is right only with no cached keys
     (T_q == T_k) and no other mask; otherwise the causal mask is passed explicitly. A single query
-    after a cache may see every key and needs no causal mask at all.
+    after a cache may see every key and needs no causal mask at all. With fewer key/value heads than
+    query heads (grouped-query attention), enable_gqa has the kernel share them without copying.
     """
+    gqa = {"enable_gqa": True} if k.size(1) != q.size(1) else {}  # the ordinary call stays as it was
     if causal and mask is None and q.size(2) == k.size(2):
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True, **gqa)
     if causal and q.size(2) > 1:
         mask = _with_causal(mask, causal, q, k)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, **gqa)

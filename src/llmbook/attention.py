@@ -1,4 +1,5 @@
-"""Scaled dot-product attention, its masks, and multi-head attention.
+"""Scaled dot-product attention, its masks, multi-head (and grouped-query) attention, and a tiled
+attention with an online softmax (FlashAttention's algorithm).
 
 Mask convention (the same as the boolean ``attn_mask`` of
 ``torch.nn.functional.scaled_dot_product_attention``): **True means "may attend"**.
@@ -120,6 +121,61 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p: float = 0.0):
     if dropout_p > 0.0:
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v, weights
+
+
+def tiled_attention(q, k, v, block_size: int = 64, causal: bool = False):
+    """softmax(Q K^T / sqrt(d_k)) V, one (block_size x block_size) tile of scores at a time.
+
+    FlashAttention's algorithm (Dao et al., 2022) in plain PyTorch: for each block of queries, the
+    blocks of keys are visited in order while an *online softmax* keeps, for every query row, the
+    largest score seen so far (row_max), the sum of exp(score - row_max) (row_sum) and the sum of
+    exp(score - row_max) v (acc). The full (T_q, T_k) matrix of scores is never formed; the result
+    equals the dense one up to float rounding. (The speed of the real kernel comes from keeping
+    tiles in fast on-chip memory, which a Python loop cannot show; the arithmetic is the same.)
+
+    q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v) -> (..., T_q, d_v). causal=True lets
+    query i see key j <= i + T_k - T_q (the queries are the last T_q positions, as after a KV cache)
+    and skips the tiles that lie wholly above that diagonal. Raises ValueError for block_size < 1,
+    shapes that do not fit, or causal attention with more queries than keys.
+    """
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    if k.shape[-2] != v.shape[-2] or q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}: keys and values need the "
+                         f"same length, queries and keys the same width")
+    T_q, T_k = q.shape[-2], k.shape[-2]
+    if causal and T_q > T_k:
+        raise ValueError(f"causal attention needs at least as many keys as queries, got T_q={T_q} > T_k={T_k}")
+    q = q / math.sqrt(q.shape[-1])
+    blocks = [_attend_query_block(q[..., i:i + block_size, :], k, v, i + T_k - T_q if causal else None, block_size)
+              for i in range(0, T_q, block_size)]
+    return torch.cat(blocks, dim=-2)
+
+
+def _attend_query_block(q, k, v, first_position, block_size):
+    """Attention of one block of (already scaled) queries to all keys, visited block by block.
+
+    first_position: the position of the block's first query among the keys when causal, else None.
+    """
+    rows = q.shape[-2]
+    row_max = q.new_full((*q.shape[:-1], 1), float("-inf"))  # the largest score seen so far
+    row_sum = q.new_zeros((*q.shape[:-1], 1))  # sum of exp(score - row_max)
+    acc = q.new_zeros((*q.shape[:-1], v.shape[-1]))  # sum of exp(score - row_max) * value
+    end = k.shape[-2] if first_position is None else first_position + rows  # causal: later keys are all hidden
+    for j in range(0, end, block_size):
+        s = q @ k[..., j:j + block_size, :].transpose(-2, -1)  # one (rows, block) tile of scores
+        if first_position is not None:  # hide key j' from query i' when j' > position of i'
+            query_pos = torch.arange(first_position, first_position + rows, device=q.device)[:, None]
+            s = s.masked_fill(torch.arange(j, j + s.shape[-1], device=q.device) > query_pos, float("-inf"))
+        new_max = torch.maximum(row_max, s.amax(dim=-1, keepdim=True))
+        # row_sum and acc hold terms weighed by exp(score - row_max); times exp(row_max - new_max)
+        # they are weighed by exp(score - new_max), the scale of this tile's terms (exp(-inf) = 0 at first)
+        rescale = torch.exp(row_max - new_max)
+        p = torch.exp(s - new_max)  # every entry <= 1: no overflow, however large the scores
+        row_sum = row_sum * rescale + p.sum(dim=-1, keepdim=True)
+        acc = acc * rescale + p @ v[..., j:j + block_size, :]
+        row_max = new_max
+    return acc / row_sum  # divide once, at the end: the softmax's normalisation
 
 
 class MultiHeadAttention(nn.Module):

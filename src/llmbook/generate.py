@@ -90,29 +90,34 @@ def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, generator
 
 
 def generate(model, input_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
-             generator=None, eos_id=None, attention_mask=None, min_p=None):
+             generator=None, eos_id=None, attention_mask=None, min_p=None, kv_cache=None):
     """Append max_new_tokens tokens to input_ids (B, T) with a GPT; returns (B, T + n) ids.
 
     With use_cache the prompt plus new tokens must fit in the context (a cache cannot slide learned
     positions); without it, the model sees the last context_length tokens (a sliding window). Once every
     row has produced eos_id (if given), generation stops early. For a batch of prompts of different
     lengths, left-pad them and pass attention_mask (B, T): 1 for real tokens, 0 for padding.
-    Sampling settings: see sample_next_token.
+    Sampling settings: see sample_next_token. kv_cache: an empty cache to fill instead of
+    model.new_kv_cache() (a kv_cache.PagedKVCache, say); it is left holding the sequence.
     """
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     context = model.config.context_length
+    if kv_cache is not None and (not use_cache or len(kv_cache) > 0):
+        raise ValueError(f"kv_cache must be an empty cache and use_cache=True; got use_cache={use_cache} and a "
+                         f"cache holding {len(kv_cache)} positions")
     if use_cache and input_ids.size(1) + max_new_tokens > context:
         raise ValueError(
             f"prompt ({input_ids.size(1)}) + max_new_tokens ({max_new_tokens}) exceeds the context length "
             f"{context}; use use_cache=False to generate beyond it with a sliding window")
+    cache = (model.new_kv_cache() if kv_cache is None else kv_cache) if use_cache else None
     with inference_mode(model):
-        return _generate_loop(model, input_ids, max_new_tokens, context, use_cache, eos_id, attention_mask,
+        return _generate_loop(model, input_ids, max_new_tokens, context, cache, eos_id, attention_mask,
                               lambda logits: sample_next_token(logits, temperature, top_k, top_p, generator, min_p))
 
 
-def _generate_loop(model, input_ids, max_new_tokens, context, use_cache, eos_id, attention_mask, pick):
-    cache = model.new_kv_cache() if use_cache else None
+def _generate_loop(model, input_ids, max_new_tokens, context, cache, eos_id, attention_mask, pick):
+    use_cache = cache is not None
     tokens = [input_ids]
     step_input = input_ids
     mask = attention_mask

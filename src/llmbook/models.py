@@ -308,12 +308,12 @@ class GPT(_Transformer):
         return ModelOutput(logits, loss, attentions)
 
     def generate(self, input_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
-                 generator=None, eos_id=None, attention_mask=None, min_p=None):
+                 generator=None, eos_id=None, attention_mask=None, min_p=None, kv_cache=None):
         """Continue input_ids (B, T) by max_new_tokens tokens; see llmbook.generate.generate."""
         from .generate import generate
 
         return generate(self, input_ids, max_new_tokens, temperature, top_k, top_p, use_cache, generator, eos_id,
-                        attention_mask, min_p)
+                        attention_mask, min_p, kv_cache)
 
 
 # ---------------------------------------------------------------------------------------- BERT

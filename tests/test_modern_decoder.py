@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from llmbook.attention import MultiHeadAttention
-from llmbook.blocks import GatedFeedForward, RMSNorm
+from llmbook.blocks import GatedFeedForward, MoEFeedForward, RMSNorm, load_balancing_loss
 from llmbook.kv_cache import LayerKVCache
 from llmbook.models import GPT, GPTConfig
 from llmbook.positional import RotaryEmbedding
@@ -229,3 +229,93 @@ def test_attention_refuses_key_value_heads_that_do_not_divide_the_heads():
         MultiHeadAttention(24, 6, n_kv_heads=4)
     with pytest.raises(ValueError, match="rotary scale=0.5 must be >= 1"):
         RotaryEmbedding(8, 16, scale=0.5)
+
+
+# ------------------------------------------------------------------------ mixture of experts
+def _dense_mixture(moe, x):
+    """Every expert on every token (float64), then the top_k experts' outputs weighed by the
+    renormalised router probabilities (or p itself for top_k = 1): the formula, without routing."""
+    tokens = x.reshape(-1, x.size(-1)).double()
+    moe = moe.double()
+    probs = (tokens @ moe.router.weight.T).softmax(-1)  # (N, E)
+    all_out = torch.stack([expert(tokens) for expert in moe.experts], dim=1)  # (N, E, d)
+    order = probs.argsort(dim=-1, descending=True)[:, :moe.top_k]
+    keep = torch.zeros_like(probs).scatter(1, order, 1.0)
+    w = probs * keep
+    if moe.top_k > 1:
+        w = w / w.sum(-1, keepdim=True)
+    return (w[..., None] * all_out).sum(1).view(x.shape)
+
+
+@pytest.mark.parametrize("top_k, gated", [(1, False), (2, False), (2, True), (4, False)])
+def test_moe_output_is_the_weighted_sum_of_the_chosen_experts(top_k, gated):
+    torch.manual_seed(top_k)
+    moe = MoEFeedForward(8, 12, n_experts=4, top_k=top_k, gated=gated, activation="silu" if gated else "gelu")
+    with torch.no_grad():
+        moe.router.weight.mul_(20)  # a decided router: the top_k choice is clear-cut
+    x = torch.randn(3, 5, 8)
+    want = _dense_mixture(moe, x)
+    got = moe.float()(x)
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=0)
+    if top_k == 4:  # every expert chosen: the softmax-weighted average of all experts
+        probs = moe.router(x.reshape(-1, 8)).softmax(-1)
+        dense = sum(probs[:, e, None] * moe.experts[e](x.reshape(-1, 8)) for e in range(4))
+        torch.testing.assert_close(got.reshape(-1, 8), dense, atol=1e-5, rtol=0)
+
+
+def test_moe_runs_each_expert_on_its_own_tokens_only():
+    torch.manual_seed(0)
+    moe = MoEFeedForward(8, 12, n_experts=4, top_k=1)
+    seen = []
+    for e, expert in enumerate(moe.experts):
+        expert.register_forward_hook(lambda m, args, out, e=e: seen.append((e, args[0].size(0))))
+    x = torch.randn(2, 10, 8)
+    moe(x)
+    chosen = moe.router(x.reshape(-1, 8)).argmax(-1)
+    assert dict(seen) == {e: int((chosen == e).sum()) for e in range(4) if (chosen == e).any()}
+    assert sum(n for _, n in seen) == 20  # top_k = 1: each token once
+
+
+def test_load_balancing_loss_by_hand():
+    uniform = torch.full((8, 4), 0.25)
+    assert load_balancing_loss(uniform, torch.arange(8)[:, None] % 4).item() == pytest.approx(1.0)
+    one_expert = torch.tensor([[1.0, 0.0, 0.0, 0.0]]).expand(8, 4)
+    assert load_balancing_loss(one_expert, torch.zeros(8, 1, dtype=torch.long)).item() == pytest.approx(4.0)
+    probs = torch.tensor([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1]])
+    chosen = torch.tensor([[0, 1], [0, 2]])  # f = (2/4, 1/4, 1/4), P = (0.65, 0.25, 0.1)
+    assert load_balancing_loss(probs, chosen).item() == pytest.approx(3 * (0.5 * 0.65 + 0.25 * 0.25 + 0.25 * 0.1))
+
+
+def test_load_balancing_loss_spreads_tokens_over_the_experts():
+    torch.manual_seed(0)
+    moe = MoEFeedForward(8, 4, n_experts=4, top_k=1)
+    with torch.no_grad():
+        moe.router.weight[0] += 1.0  # a router that favours expert 0
+    x = torch.randn(256, 1, 8) + 1.0
+
+    def share_of_expert_0():
+        return (moe.router(x.reshape(-1, 8)).argmax(-1) == 0).float().mean().item()
+
+    before = share_of_expert_0()
+    opt = torch.optim.SGD(moe.router.parameters(), lr=0.5)
+    for _ in range(100):
+        moe(x)
+        opt.zero_grad()
+        moe.aux_loss.backward()
+        opt.step()
+    assert before > 0.9 and share_of_expert_0() < 0.5
+    assert moe.aux_loss.item() < 1.2
+
+
+def test_top_one_routing_still_trains_the_router_through_the_main_loss():
+    torch.manual_seed(0)
+    moe = MoEFeedForward(8, 12, n_experts=3, top_k=1)
+    moe(torch.randn(2, 4, 8)).pow(2).sum().backward()
+    assert moe.router.weight.grad.abs().sum() > 0  # the output is p_e FFN_e(x): p carries a gradient
+
+
+def test_moe_refuses_top_k_outside_the_experts():
+    with pytest.raises(ValueError, match=r"top_k=3 must lie in \[1, n_experts=2\]"):
+        MoEFeedForward(8, 12, n_experts=2, top_k=3)
+    with pytest.raises(ValueError, match="top_k=0"):
+        MoEFeedForward(8, 12, n_experts=2, top_k=0)

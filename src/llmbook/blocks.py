@@ -6,7 +6,9 @@ sublayer (pre-LN, GPT-2 and most modern LLMs: ``x + f(LN(x))``).
 
 A modern decoder (Llama and its descendants) changes two of the parts: RMSNorm in place of
 LayerNorm, and a gated feed-forward network (SwiGLU) in place of the two-layer MLP; a decoder block
-takes both as options (``norm="rmsnorm"``, ``gated_ffn=True``).
+takes both as options (``norm="rmsnorm"``, ``gated_ffn=True``). ``MoEFeedForward`` is the
+feed-forward network of a mixture-of-experts model (Switch, Mixtral): several experts, a router
+that picks top_k of them per token, and a load-balancing loss.
 
 Taught in chapter 4, Encoder and decoder.
 """
@@ -91,6 +93,58 @@ class GatedFeedForward(nn.Module):
 
     def forward(self, x):  # (B, T, d_model) -> (B, T, d_model)
         return self.down(self.act(self.gate(x)) * self.up(x))
+
+
+class MoEFeedForward(nn.Module):
+    """A mixture of experts: n_experts feed-forward networks and a router that sends each token to
+    top_k of them (Shazeer et al., 2017; GShard, Lepikhin et al., 2020; Switch, Fedus et al., 2021).
+
+    The router gives each token probabilities p = softmax(W_r x) over the experts; the token's
+    output is sum over its top_k experts e of w_e FFN_e(x), with w the chosen probabilities
+    renormalised to sum to 1 (for top_k = 1, w = p_e itself, as in Switch, so that the router
+    still learns from the main loss). Parameters grow n_experts-fold, the work per token only
+    top_k-fold. No expert capacity: every token reaches all its top_k experts (Switch drops the
+    tokens beyond a capacity; here nothing is dropped). After each forward, ``aux_loss`` holds the
+    load-balancing loss (see load_balancing_loss) to add, times a small weight, to the training loss.
+    """
+
+    def __init__(self, d_model: int, d_ff: int, n_experts: int, top_k: int = 2, activation: str = "gelu",
+                 bias: bool = True, gated: bool = False):
+        super().__init__()
+        if not 1 <= top_k <= n_experts:
+            raise ValueError(f"top_k={top_k} must lie in [1, n_experts={n_experts}]")
+        self.top_k = top_k
+        self.router = nn.Linear(d_model, n_experts, bias=False)
+        ffn = GatedFeedForward if gated else FeedForward
+        self.experts = nn.ModuleList(ffn(d_model, d_ff, activation, bias=bias) for _ in range(n_experts))
+        self.aux_loss = None
+
+    def forward(self, x):  # (B, T, d_model) -> (B, T, d_model)
+        tokens = x.reshape(-1, x.size(-1))  # (N, d_model): routing is per token
+        probs = self.router(tokens).softmax(dim=-1)  # (N, n_experts)
+        weights, chosen = probs.topk(self.top_k, dim=-1)  # (N, top_k) each
+        if self.top_k > 1:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        out = torch.zeros_like(tokens)
+        for e, expert in enumerate(self.experts):
+            token, slot = (chosen == e).nonzero(as_tuple=True)  # the tokens that picked expert e
+            if token.numel():  # each expert runs on its own tokens only
+                out.index_add_(0, token, weights[token, slot, None] * expert(tokens[token]))
+        self.aux_loss = load_balancing_loss(probs, chosen)
+        return out.view_as(x)
+
+
+def load_balancing_loss(probs: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """Switch's auxiliary loss, n_experts * sum_e f_e P_e (Fedus et al., 2021).
+
+    probs (N, n_experts): the router's probabilities; chosen (N, top_k): the experts picked. f_e is
+    the fraction of the N top_k assignments that went to expert e (a count: no gradient), P_e the
+    mean probability of e. The loss is 1 when routing is uniform and n_experts when one expert takes
+    everything; its gradient (through P) lowers the probability of the overloaded experts.
+    """
+    n_experts = probs.size(-1)
+    f = torch.bincount(chosen.flatten(), minlength=n_experts).to(probs.dtype) / chosen.numel()
+    return n_experts * (f * probs.mean(dim=0)).sum()
 
 
 def _feed_forward(d_model, d_ff, activation, bias, layer_norm_eps, norm="layernorm", gated=False):

@@ -5,7 +5,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llmbook.attention import MultiHeadAttention, causal_mask, padding_mask, scaled_dot_product_attention
+from llmbook.attention import (
+    MultiHeadAttention,
+    causal_mask,
+    padding_mask,
+    scaled_dot_product_attention,
+    tiled_attention,
+)
 from llmbook.kv_cache import LayerKVCache
 
 
@@ -176,3 +182,58 @@ def test_strided_mask_is_causal_local_plus_every_stride_th_key():
 def test_bad_mask_arguments_are_refused(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# ------------------------------------------------------------------ tiled attention, online softmax
+def _dense_float64(q, k, v, causal):
+    """softmax(Q K^T / sqrt(d)) V in float64, the whole score matrix at once (the last T_q of T_k positions)."""
+    q, k, v = q.double(), k.double(), v.double()
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+    if causal:
+        T_q, T_k = q.size(-2), k.size(-2)
+        allowed = torch.arange(T_k)[None, :] <= torch.arange(T_k - T_q, T_k)[:, None]
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 8, 64])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("T_q, T_k", [(37, 37), (5, 29), (1, 12)])
+def test_tiled_attention_equals_dense_attention(block_size, causal, T_q, T_k):
+    g = torch.Generator().manual_seed(T_q + T_k)
+    q = torch.randn(2, 3, T_q, 16, generator=g)
+    k, v = torch.randn(2, 3, T_k, 16, generator=g), torch.randn(2, 3, T_k, 12, generator=g)
+    want = _dense_float64(q, k, v, causal)
+    got = tiled_attention(q, k, v, block_size=block_size, causal=causal)
+    assert got.shape == (2, 3, T_q, 12) and got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), want, atol=1e-6, rtol=0)
+    got64 = tiled_attention(q.double(), k.double(), v.double(), block_size=block_size, causal=causal)
+    torch.testing.assert_close(got64, want, atol=1e-12, rtol=0)
+
+
+def test_tiled_attention_equals_torch_sdpa_causal():
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 50, 8, generator=g) for _ in range(3))
+    want = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    torch.testing.assert_close(tiled_attention(q, k, v, block_size=16, causal=True), want, atol=1e-6, rtol=0)
+
+
+def test_tiled_attention_does_not_overflow_with_huge_scores():
+    """Scores near 10^4: exp(score) is inf in float32, exp(score - running max) is not."""
+    g = torch.Generator().manual_seed(1)
+    q, k, v = torch.randn(1, 20, 8, generator=g) * 100, torch.randn(1, 20, 8, generator=g) * 100, \
+        torch.randn(1, 20, 4, generator=g)
+    assert torch.isinf(torch.exp(q @ k.transpose(-2, -1) / math.sqrt(8))).any()  # the naive formula would fail
+    got = tiled_attention(q, k, v, block_size=6, causal=True)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got.double(), _dense_float64(q, k, v, True), atol=1e-5, rtol=0)
+
+
+def test_tiled_attention_refuses_bad_input():
+    q = torch.randn(1, 4, 8)
+    with pytest.raises(ValueError, match="block_size must be >= 1, got 0"):
+        tiled_attention(q, q, q, block_size=0)
+    with pytest.raises(ValueError, match="T_q=4 > T_k=3"):
+        tiled_attention(q, q[:, :3], q[:, :3], causal=True)
+    with pytest.raises(ValueError, match="same length"):
+        tiled_attention(q, q, q[:, :3])

@@ -2,7 +2,14 @@
 import pytest
 import torch
 
-from llmbook.generate import beam_search, sample_next_token, top_k_filter, top_p_filter
+from llmbook.generate import (
+    beam_search,
+    min_p_filter,
+    next_token_probs,
+    sample_next_token,
+    top_k_filter,
+    top_p_filter,
+)
 from llmbook.models import GPT, GPTConfig
 
 
@@ -84,3 +91,35 @@ def test_seq2seq_decoding_restores_training_mode_and_records_no_graph():
     beams = model.beam_search(src, beam_size=2, max_new_tokens=6)
     assert model.training
     assert not out.requires_grad and not beams[0].requires_grad
+
+
+def test_min_p_keeps_tokens_within_a_factor_of_the_top_probability():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
+    logits = probs.log()
+    assert torch.isfinite(min_p_filter(logits, 0.2)).tolist() == [[True, True, True, False]]  # cut at 0.1
+    assert torch.isfinite(min_p_filter(logits, 0.7)).tolist() == [[True, False, False, False]]  # cut at 0.35
+    assert torch.isfinite(min_p_filter(logits, 0.0)).all()
+    flat = torch.zeros(1, 5)  # a model that is unsure keeps every candidate
+    assert torch.isfinite(min_p_filter(flat, 0.9)).all()
+    with pytest.raises(ValueError, match="min_p must lie in \\[0, 1\\], got 1.5"):
+        min_p_filter(logits, 1.5)
+
+
+def test_min_p_sampling_draws_from_the_kept_tokens_renormalised():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.tensor([0.5, 0.3, 0.15, 0.05]).log()
+    draws = sample_next_token(logits.expand(40000, 4), min_p=0.2, generator=g)[:, 0]
+    freq = torch.bincount(draws, minlength=4).float() / 40000
+    torch.testing.assert_close(freq, torch.tensor([0.5, 0.3, 0.15, 0.0]) / 0.95, atol=0.01, rtol=0)
+    probs = next_token_probs(logits[None], temperature=1.0, min_p=0.2)
+    torch.testing.assert_close(probs[0], torch.tensor([0.5, 0.3, 0.15, 0.0]) / 0.95)
+
+
+def test_min_p_one_through_the_model_is_greedy():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=30, context_length=40, n_layers=1, n_heads=2, d_model=16))
+    prompt = torch.zeros(2, 3, dtype=torch.long)
+    greedy = model.generate(prompt, 15, temperature=0)
+    assert torch.equal(model.generate(prompt, 15, min_p=1.0, generator=torch.Generator().manual_seed(1)), greedy)
+    sampled = model.generate(prompt, 15, min_p=0.05, generator=torch.Generator().manual_seed(1))
+    assert not torch.equal(sampled, greedy)  # a loose cut-off still samples

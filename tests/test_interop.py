@@ -21,22 +21,24 @@ from transformers import (  # an optional dependency: pip install llmbook[intero
     GPT2Config,
     GPT2LMHeadModel,
     GPT2Model,
+    LlamaConfig,
+    LlamaForCausalLM,
 )
 
 import llmbook
 from llmbook import BERT, GPT
-from llmbook.interop import bert_from_hf, gpt_from_hf, try_load_hf
+from llmbook.interop import bert_from_hf, gpt_from_hf, llama_from_hf, try_load_hf
 
 ATOL = 1e-5
 
 
 def _randomize(model, seed, std=0.1):
-    """Redraw every parameter (tied ones once): weights N(0, std), LayerNorm weights 1 + N(0, 0.2)."""
+    """Redraw every parameter (tied ones once): weights N(0, std), LayerNorm/RMSNorm weights 1 + N(0, 0.2)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():  # named_parameters yields a tied tensor only once
             noise = torch.randn(p.shape, generator=g)
-            is_norm_weight = p.dim() == 1 and ("ln" in name or "LayerNorm" in name) and name.endswith("weight")
+            is_norm_weight = p.dim() == 1 and ("ln" in name or "norm" in name.lower()) and name.endswith("weight")
             p.copy_(1 + 0.2 * noise if is_norm_weight else std * noise)
     return model.eval()
 
@@ -168,7 +170,7 @@ def test_gpt_refuses_unrepresentable_configs(setting, value):
         gpt_from_hf(hf)
 
 
-@pytest.mark.parametrize("convert", [gpt_from_hf, bert_from_hf])
+@pytest.mark.parametrize("convert", [gpt_from_hf, bert_from_hf, llama_from_hf])
 @pytest.mark.parametrize("model", [nn.Linear(2, 2), "gpt2"], ids=["module", "string"])
 def test_wrong_model_type_raises_type_error(convert, model):
     with pytest.raises(TypeError, match="expected one of .*transformers"):
@@ -182,6 +184,119 @@ def test_each_converter_refuses_the_other_family():
                                 intermediate_size=32, max_position_embeddings=8))
     with pytest.raises(TypeError, match="GPT2LMHeadModel"):
         gpt_from_hf(bert)
+
+
+# ------------------------------------------------------------------------------------------- Llama
+def _llama(seed=0, **overrides):
+    kw = dict(vocab_size=100, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+              num_key_value_heads=2, max_position_embeddings=32, rms_norm_eps=1e-6,
+              bos_token_id=None, eos_token_id=None)  # no eos: generation runs the full length
+    kw.update(overrides)
+    torch.manual_seed(seed)
+    return _randomize(LlamaForCausalLM(LlamaConfig(**kw)), seed)
+
+
+LLAMA_VARIANTS = {
+    "gqa-untied": {},
+    "mqa-tied": dict(num_key_value_heads=1, tie_word_embeddings=True),
+    "mha-theta-linear-scaling": dict(num_key_value_heads=4,
+                                     rope_parameters={"rope_type": "linear", "factor": 2.0, "rope_theta": 500.0}),
+    "six-heads-three-kv-gelu-eps": dict(hidden_size=48, num_attention_heads=6, num_key_value_heads=3,
+                                        intermediate_size=80, num_hidden_layers=3, rms_norm_eps=1e-5,
+                                        hidden_act="gelu", max_position_embeddings=24),
+}
+
+
+def test_llama_conversion_config():
+    hf = _llama(**LLAMA_VARIANTS["mha-theta-linear-scaling"])
+    ours = llama_from_hf(hf)
+    assert isinstance(ours, GPT) and not ours.training
+    c = ours.config
+    assert (c.vocab_size, c.context_length, c.n_layers, c.n_heads, c.n_kv_heads, c.d_model, c.d_ff) == \
+        (100, 32, 2, 4, 4, 64, 96)
+    assert (c.norm, c.gated_ffn, c.activation, c.pos_encoding, c.bias, c.norm_first, c.dropout) == \
+        ("rmsnorm", True, "silu", "rope", False, True, 0.0)
+    assert (c.rope_theta, c.rope_interpolation, c.layer_norm_eps, c.tie_weights) == (500.0, 2.0, 1e-6, False)
+    assert ours.lm_head.weight is not ours.tok_emb.weight
+    torch.testing.assert_close(ours.lm_head.weight, hf.lm_head.weight, atol=0, rtol=0)
+    tied = llama_from_hf(_llama(**LLAMA_VARIANTS["mqa-tied"]))
+    assert tied.config.tie_weights and tied.lm_head.weight is tied.tok_emb.weight and tied.config.n_kv_heads == 1
+
+
+@pytest.mark.parametrize("variant", LLAMA_VARIANTS)
+def test_llama_logits_and_loss_match(variant):
+    hf = _llama(seed=1, **LLAMA_VARIANTS[variant])
+    ours = llama_from_hf(hf)
+    T = hf.config.max_position_embeddings
+    ids = torch.randint(0, 100, (2, T), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = hf(ids, labels=ids)
+        out = ours(ids)
+        shifted = ours(ids[:, :-1], targets=ids[:, 1:])
+    assert out.logits.shape == ref.logits.shape == (2, T, 100)
+    torch.testing.assert_close(out.logits, ref.logits, atol=ATOL, rtol=0)
+    torch.testing.assert_close(shifted.loss, ref.loss, atol=ATOL, rtol=0)
+    assert ref.logits.std() > 0.3  # far from uniform: a misplaced weight would show
+
+
+def test_llama_attention_weights_match():
+    hf = _llama(seed=3, attn_implementation="eager")
+    ours = llama_from_hf(hf)
+    ids = torch.randint(0, 100, (2, 20), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        ref = hf(ids, output_attentions=True).attentions
+        got = ours(ids, return_attention=True).attentions
+    for r, g in zip(ref, got, strict=True):
+        assert g.shape == r.shape == (2, 4, 20, 20)  # one map per query head, shared key/value heads
+        torch.testing.assert_close(g, r, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("variant", ["gqa-untied", "mqa-tied"])
+@pytest.mark.parametrize("use_cache", [True, False], ids=["cached", "uncached"])
+def test_llama_greedy_generation_matches_token_for_token(variant, use_cache):
+    hf = _llama(seed=5, **LLAMA_VARIANTS[variant])
+    ours = llama_from_hf(hf)
+    prompt = torch.randint(0, 100, (2, 6), generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        ref = hf.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
+                          max_new_tokens=24, pad_token_id=0)
+    got = ours.generate(prompt, 24, temperature=0, use_cache=use_cache)
+    assert ref.shape == got.shape == (2, 30)
+    assert torch.equal(got, ref)
+    assert len(set(got[:, 6:].flatten().tolist())) > 3  # not a degenerate repeat-one-token run
+
+
+def test_llama_left_padded_batch_matches_hf_position_ids():
+    hf = _llama(seed=7)
+    ours = llama_from_hf(hf)
+    ids = torch.randint(1, 100, (2, 10), generator=torch.Generator().manual_seed(8))
+    mask = torch.ones_like(ids)
+    mask[0, :4] = 0
+    ids[0, :4] = 0
+    with torch.no_grad():
+        ref = hf(ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits
+        got = ours(ids, attention_mask=mask).logits
+    torch.testing.assert_close(got[mask.bool()], ref[mask.bool()], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(attention_bias=True), "attention_bias=True"),
+    (dict(mlp_bias=True), "mlp_bias=True"),
+    (dict(head_dim=32), "head_dim=32"),
+    (dict(hidden_act="tanh"), "hidden_act='tanh'"),
+    (dict(rope_parameters={"rope_type": "dynamic", "factor": 2.0, "rope_theta": 1e4}), "rope_type='dynamic'"),
+    (dict(rope_parameters={"rope_type": "yarn", "factor": 2.0, "rope_theta": 1e4}), "rope_type='yarn'"),
+    (dict(rope_parameters={"rope_type": "llama3", "factor": 8.0, "rope_theta": 5e5, "low_freq_factor": 1.0,
+                           "high_freq_factor": 4.0, "original_max_position_embeddings": 16}), "rope_type='llama3'"),
+    (dict(rope_parameters={"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5}),
+     "partial_rotary_factor=0.5"),
+])
+def test_llama_refuses_what_it_cannot_convert_exactly(overrides, message):
+    kw = dict(vocab_size=20, hidden_size=16, intermediate_size=24, num_hidden_layers=1, num_attention_heads=2,
+              max_position_embeddings=8)
+    hf = LlamaForCausalLM(LlamaConfig(**{**kw, **overrides}))
+    with pytest.raises(ValueError, match=message):
+        llama_from_hf(hf)
 
 
 # -------------------------------------------------------------------------------------------- BERT

@@ -148,6 +148,11 @@ def test_unit_scaled_gpt_rejects_what_it_does_not_cover():
         unit_scaled_gpt(small_config(pos_encoding="sinusoidal"))
     with pytest.raises(TypeError, match="unit_scaled_gpt"):
         to_standard_gpt(GPT(small_config()))
+    for option in (dict(norm="rmsnorm"), dict(gated_ffn=True), dict(n_kv_heads=1)):
+        with pytest.raises(ValueError, match=f"{next(iter(option))}={next(iter(option.values()))!r}"):
+            unit_scaled_gpt(small_config(**option))
+    with pytest.raises(ValueError, match="activation.*'silu'"):
+        unit_scaled_gpt(small_config(activation="silu"))
     with pytest.raises(ValueError, match="one tau per branch"):
         UnitScaledDecoderBlock(16, 2, 64, taus=(0.5,))
 

@@ -4,6 +4,12 @@ Each sublayer (attention or feed-forward) sits on a residual path with a LayerNo
 after the addition (post-LN, the original Transformer and BERT: ``LN(x + f(x))``) or before the
 sublayer (pre-LN, GPT-2 and most modern LLMs: ``x + f(LN(x))``).
 
+A modern decoder (Llama and its descendants) changes two of the parts: RMSNorm in place of
+LayerNorm, and a gated feed-forward network (SwiGLU) in place of the two-layer MLP; a decoder block
+takes both as options (``norm="rmsnorm"``, ``gated_ffn=True``). ``MoEFeedForward`` is the
+feed-forward network of a mixture-of-experts model (Switch, Mixtral): several experts, a router
+that picks top_k of them per token, and a load-balancing loss.
+
 Taught in chapter 4, Encoder and decoder.
 """
 from __future__ import annotations
@@ -20,7 +26,9 @@ ACTIVATIONS = {
     "gelu": F.gelu,  # exact, as in BERT
     "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),  # GPT-2's "gelu_new"
     "relu": F.relu,  # the original Transformer
+    "silu": F.silu,  # x * sigmoid(x), the gate of SwiGLU (Llama)
 }
+NORMS = ("layernorm", "rmsnorm")
 
 
 def activation_fn(name: str):
@@ -28,6 +36,30 @@ def activation_fn(name: str):
     if name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[name]
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square normalisation (Zhang and Sennrich, 2019): weight * x / sqrt(mean(x^2) + eps).
+
+    LayerNorm without the mean subtraction and without the bias: cheaper, and in LLMs as good.
+    """
+
+    def __init__(self, d_model: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(d_model))
+
+    def forward(self, x):  # (..., d_model) -> (..., d_model)
+        x32 = x.float()  # in float16 the mean of squares can overflow
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * normed.type_as(x)
+
+
+def norm_layer(kind: str, d_model: int, eps: float) -> nn.Module:
+    """A LayerNorm (kind "layernorm") or an RMSNorm ("rmsnorm") over the last dimension."""
+    if kind not in NORMS:
+        raise ValueError(f"unknown norm {kind!r}; choose one of {NORMS}")
+    return nn.LayerNorm(d_model, eps=eps) if kind == "layernorm" else RMSNorm(d_model, eps)
 
 
 class FeedForward(nn.Module):
@@ -43,12 +75,85 @@ class FeedForward(nn.Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
-def _feed_forward(d_model, d_ff, activation, bias, layer_norm_eps):
-    """(FeedForward, its LayerNorm), or (None, None) for d_ff=0: an attention-only block, the kind
+class GatedFeedForward(nn.Module):
+    """Gated feed-forward network (Shazeer, 2020): W_down (act(W_gate x) * W_up x).
+
+    One projection, passed through the activation, gates another elementwise. With activation
+    "silu" this is SwiGLU, the feed-forward network of Llama, Mistral and Qwen (their gate_proj,
+    up_proj and down_proj). Three matrices instead of two: for the same parameter count,
+    d_ff is usually 2/3 of the MLP's (Llama: about 8/3 d_model).
+    """
+
+    def __init__(self, d_model: int, d_ff: int, activation: str = "silu", bias: bool = False):
+        super().__init__()
+        self.gate = nn.Linear(d_model, d_ff, bias=bias)
+        self.up = nn.Linear(d_model, d_ff, bias=bias)
+        self.down = nn.Linear(d_ff, d_model, bias=bias)
+        self.act = activation_fn(activation)
+
+    def forward(self, x):  # (B, T, d_model) -> (B, T, d_model)
+        return self.down(self.act(self.gate(x)) * self.up(x))
+
+
+class MoEFeedForward(nn.Module):
+    """A mixture of experts: n_experts feed-forward networks and a router that sends each token to
+    top_k of them (Shazeer et al., 2017; GShard, Lepikhin et al., 2020; Switch, Fedus et al., 2021).
+
+    The router gives each token probabilities p = softmax(W_r x) over the experts; the token's
+    output is sum over its top_k experts e of w_e FFN_e(x), with w the chosen probabilities
+    renormalised to sum to 1 (for top_k = 1, w = p_e itself, as in Switch, so that the router
+    still learns from the main loss). Parameters grow n_experts-fold, the work per token only
+    top_k-fold. No expert capacity: every token reaches all its top_k experts (Switch drops the
+    tokens beyond a capacity; here nothing is dropped). After each forward, ``aux_loss`` holds the
+    load-balancing loss (see load_balancing_loss) to add, times a small weight, to the training loss.
+    """
+
+    def __init__(self, d_model: int, d_ff: int, n_experts: int, top_k: int = 2, activation: str = "gelu",
+                 bias: bool = True, gated: bool = False):
+        super().__init__()
+        if not 1 <= top_k <= n_experts:
+            raise ValueError(f"top_k={top_k} must lie in [1, n_experts={n_experts}]")
+        self.top_k = top_k
+        self.router = nn.Linear(d_model, n_experts, bias=False)
+        ffn = GatedFeedForward if gated else FeedForward
+        self.experts = nn.ModuleList(ffn(d_model, d_ff, activation, bias=bias) for _ in range(n_experts))
+        self.aux_loss = None
+
+    def forward(self, x):  # (B, T, d_model) -> (B, T, d_model)
+        tokens = x.reshape(-1, x.size(-1))  # (N, d_model): routing is per token
+        probs = self.router(tokens).softmax(dim=-1)  # (N, n_experts)
+        weights, chosen = probs.topk(self.top_k, dim=-1)  # (N, top_k) each
+        if self.top_k > 1:
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+        out = torch.zeros_like(tokens)
+        for e, expert in enumerate(self.experts):
+            token, slot = (chosen == e).nonzero(as_tuple=True)  # the tokens that picked expert e
+            if token.numel():  # each expert runs on its own tokens only
+                out.index_add_(0, token, weights[token, slot, None] * expert(tokens[token]))
+        self.aux_loss = load_balancing_loss(probs, chosen)
+        return out.view_as(x)
+
+
+def load_balancing_loss(probs: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+    """Switch's auxiliary loss, n_experts * sum_e f_e P_e (Fedus et al., 2021).
+
+    probs (N, n_experts): the router's probabilities; chosen (N, top_k): the experts picked. f_e is
+    the fraction of the N top_k assignments that went to expert e (a count: no gradient), P_e the
+    mean probability of e. The loss is 1 when routing is uniform and n_experts when one expert takes
+    everything; its gradient (through P) lowers the probability of the overloaded experts.
+    """
+    n_experts = probs.size(-1)
+    f = torch.bincount(chosen.flatten(), minlength=n_experts).to(probs.dtype) / chosen.numel()
+    return n_experts * (f * probs.mean(dim=0)).sum()
+
+
+def _feed_forward(d_model, d_ff, activation, bias, layer_norm_eps, norm="layernorm", gated=False):
+    """(feed-forward network, its norm), or (None, None) for d_ff=0: an attention-only block, the kind
     of model in which Elhage et al. (2021) and Olsson et al. (2022) study induction heads."""
     if d_ff == 0:
         return None, None
-    return FeedForward(d_model, d_ff, activation, bias=bias), nn.LayerNorm(d_model, eps=layer_norm_eps)
+    ffn = GatedFeedForward if gated else FeedForward
+    return ffn(d_model, d_ff, activation, bias=bias), norm_layer(norm, d_model, layer_norm_eps)
 
 
 class BlockOutput(NamedTuple):
@@ -109,17 +214,20 @@ class EncoderBlock(_Block):
 class DecoderBlock(_Block):
     """Causal (masked) self-attention, optional cross-attention to an encoder's output, feed-forward.
 
-    Without cross-attention this is a GPT block.
+    Without cross-attention this is a GPT block. The options of a modern decoder: n_kv_heads
+    (grouped-query attention, see MultiHeadAttention), norm="rmsnorm" (RMSNorm in every place of a
+    LayerNorm) and gated_ffn=True (GatedFeedForward; SwiGLU with activation="silu").
     """
 
     def __init__(self, d_model, n_heads, d_ff, dropout=0.0, norm_first=True, activation="gelu",
-                 layer_norm_eps=1e-5, bias=True, cross_attention=False, rotary=None):
+                 layer_norm_eps=1e-5, bias=True, cross_attention=False, rotary=None, n_kv_heads=None,
+                 norm="layernorm", gated_ffn=False):
         super().__init__(norm_first, dropout)
-        self.attn = MultiHeadAttention(d_model, n_heads, dropout, bias=bias, rotary=rotary)
-        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps)
+        self.attn = MultiHeadAttention(d_model, n_heads, dropout, bias=bias, rotary=rotary, n_kv_heads=n_kv_heads)
+        self.norm1 = norm_layer(norm, d_model, layer_norm_eps)
         self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout, bias=bias) if cross_attention else None
-        self.norm_cross = nn.LayerNorm(d_model, eps=layer_norm_eps) if cross_attention else None
-        self.ff, self.norm2 = _feed_forward(d_model, d_ff, activation, bias, layer_norm_eps)
+        self.norm_cross = norm_layer(norm, d_model, layer_norm_eps) if cross_attention else None
+        self.ff, self.norm2 = _feed_forward(d_model, d_ff, activation, bias, layer_norm_eps, norm, gated_ffn)
 
     def forward(self, x, memory=None, *, mask=None, memory_mask=None, return_attention=False,
                 kv_cache=None, cross_cache=None, positions=None) -> BlockOutput:

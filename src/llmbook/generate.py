@@ -1,4 +1,4 @@
-"""Turning a model's next-token distribution into text: greedy, temperature, top-k, top-p, beam search.
+"""Turning a model's next-token distribution into text: greedy, temperature, top-k, top-p, min-p, beam search.
 
 Generation runs in two phases: *prefill* reads the prompt in one parallel pass, *decode* adds one
 token per step. With a KV cache each decode step processes only the new token.
@@ -46,48 +46,78 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
-def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, generator=None):
-    """Pick the next token from logits (B, V) -> (B, 1).
+def min_p_filter(logits: torch.Tensor, min_p: float) -> torch.Tensor:
+    """Min-p filter (Nguyen et al., 2024): keep the tokens whose probability is at least min_p times
+    the most likely token's; set the rest to -inf.
 
-    temperature 0 is greedy (argmax); otherwise sample from softmax(logits / temperature) after the
-    optional top-k and top-p filters. top_k=1 therefore also gives the greedy choice.
+    Unlike top-p's fixed mass, the cut-off follows the model's confidence: strict when one token
+    dominates, loose when many are plausible. min_p=0 keeps every token, min_p=1 only the top ones.
     """
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if temperature == 0:
-        return logits.argmax(dim=-1, keepdim=True)
+    if not 0.0 <= min_p <= 1.0:
+        raise ValueError(f"min_p must lie in [0, 1], got {min_p}")
+    probs = logits.float().softmax(dim=-1)
+    return logits.masked_fill(probs < min_p * probs.amax(dim=-1, keepdim=True), float("-inf"))
+
+
+def next_token_probs(logits, temperature=1.0, top_k=None, top_p=None, min_p=None):
+    """The distribution sampling draws from: softmax(logits / temperature) (float32) after the
+    optional filters, applied in the order top-k, top-p, min-p. temperature must be > 0."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 to define a distribution, got {temperature}")
     logits = logits / temperature
     if top_k is not None:
         logits = top_k_filter(logits, top_k)
     if top_p is not None:
         logits = top_p_filter(logits, top_p)
-    probs = logits.float().softmax(dim=-1)
+    if min_p is not None:
+        logits = min_p_filter(logits, min_p)
+    return logits.float().softmax(dim=-1)
+
+
+def sample_next_token(logits, temperature=1.0, top_k=None, top_p=None, generator=None, min_p=None):
+    """Pick the next token from logits (B, V) -> (B, 1).
+
+    temperature 0 is greedy (argmax); otherwise sample from next_token_probs: softmax(logits /
+    temperature) after the optional top-k, top-p and min-p filters. top_k=1 therefore also gives
+    the greedy choice.
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    probs = next_token_probs(logits, temperature, top_k, top_p, min_p)
     return torch.multinomial(probs, 1, generator=generator)
 
 
 def generate(model, input_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
-             generator=None, eos_id=None, attention_mask=None):
+             generator=None, eos_id=None, attention_mask=None, min_p=None, kv_cache=None):
     """Append max_new_tokens tokens to input_ids (B, T) with a GPT; returns (B, T + n) ids.
 
     With use_cache the prompt plus new tokens must fit in the context (a cache cannot slide learned
     positions); without it, the model sees the last context_length tokens (a sliding window). Once every
     row has produced eos_id (if given), generation stops early. For a batch of prompts of different
     lengths, left-pad them and pass attention_mask (B, T): 1 for real tokens, 0 for padding.
+    Sampling settings: see sample_next_token. kv_cache: an empty cache to fill instead of
+    model.new_kv_cache() (a kv_cache.PagedKVCache, say); it is left holding the sequence.
     """
     if max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     context = model.config.context_length
+    if kv_cache is not None and (not use_cache or len(kv_cache) > 0):
+        raise ValueError(f"kv_cache must be an empty cache and use_cache=True; got use_cache={use_cache} and a "
+                         f"cache holding {len(kv_cache)} positions")
     if use_cache and input_ids.size(1) + max_new_tokens > context:
         raise ValueError(
             f"prompt ({input_ids.size(1)}) + max_new_tokens ({max_new_tokens}) exceeds the context length "
             f"{context}; use use_cache=False to generate beyond it with a sliding window")
+    cache = (model.new_kv_cache() if kv_cache is None else kv_cache) if use_cache else None
     with inference_mode(model):
-        return _generate_loop(model, input_ids, max_new_tokens, context, use_cache, eos_id, attention_mask,
-                              lambda logits: sample_next_token(logits, temperature, top_k, top_p, generator))
+        return _generate_loop(model, input_ids, max_new_tokens, context, cache, eos_id, attention_mask,
+                              lambda logits: sample_next_token(logits, temperature, top_k, top_p, generator, min_p))
 
 
-def _generate_loop(model, input_ids, max_new_tokens, context, use_cache, eos_id, attention_mask, pick):
-    cache = model.new_kv_cache() if use_cache else None
+def _generate_loop(model, input_ids, max_new_tokens, context, cache, eos_id, attention_mask, pick):
+    use_cache = cache is not None
     tokens = [input_ids]
     step_input = input_ids
     mask = attention_mask

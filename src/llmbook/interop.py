@@ -1,4 +1,4 @@
-"""Load Hugging Face ``transformers`` GPT-2 and BERT weights into llmbook's own models.
+"""Load Hugging Face ``transformers`` GPT-2, BERT and Llama weights into llmbook's own models.
 
 The point is a check the reader can run: the same weights in our from-scratch code give the same
 logits, attention weights and greedy continuations as the reference implementation. ``transformers``
@@ -6,6 +6,9 @@ is an optional dependency (``pip install llmbook[interop]``) and is imported onl
 
     hf = transformers.GPT2LMHeadModel.from_pretrained("gpt2")
     ours = gpt_from_hf(hf)          # an llmbook.models.GPT holding GPT-2's weights
+
+A Llama (``llama_from_hf``) becomes a GPT with the options of a modern decoder: RMSNorm, SwiGLU,
+rotary positions and grouped-query attention.
 
 Configurations our models cannot reproduce exactly are refused with a ValueError naming the
 setting, rather than converted into a model that silently computes something else.
@@ -29,11 +32,11 @@ _ACTIVATIONS = {
 }
 
 
-def _activation(setting: str, name) -> str:
-    if not isinstance(name, str) or name not in _ACTIVATIONS:
+def _activation(setting: str, name, table=_ACTIVATIONS) -> str:
+    if not isinstance(name, str) or name not in table:
         raise ValueError(f"{setting}={name!r} has no exact equivalent in llmbook; "
-                         f"supported: {sorted(_ACTIVATIONS)}")
-    return _ACTIVATIONS[name]
+                         f"supported: {sorted(table)}")
+    return table[name]
 
 
 def _refuse(config, settings: dict) -> None:
@@ -179,6 +182,83 @@ def bert_from_hf(hf_model) -> BERT:
         if name.startswith(("pooler.", "mlm_", "nsp_head.")) and name not in sd:
             sd[name] = value
     return _load(model, sd, emb.word_embeddings.weight)
+
+
+# ----------------------------------------------------------------------------------------- Llama
+def _llama_rope(hc) -> tuple[float, float]:
+    """(rope_theta, position-interpolation factor) of a LlamaConfig; ValueError for a RoPE variant
+    other than the original ("default") and linear position interpolation ("linear")."""
+    params = dict(getattr(hc, "rope_parameters", None) or {})
+    if not params:  # transformers < 5 kept them in two attributes
+        params = {"rope_theta": getattr(hc, "rope_theta", 10000.0), **(getattr(hc, "rope_scaling", None) or {})}
+    kind = params.get("rope_type", params.get("type", "default"))
+    if kind not in ("default", "linear"):
+        raise ValueError(f"LlamaConfig rope_type={kind!r} is not supported by llmbook (only 'default' and "
+                         f"'linear', position interpolation, can be converted exactly)")
+    if params.get("partial_rotary_factor", 1.0) != 1.0:
+        raise ValueError(f"LlamaConfig partial_rotary_factor={params['partial_rotary_factor']} is not supported "
+                         f"by llmbook (rotary embeddings turn the whole head: only 1.0)")
+    factor = float(params["factor"]) if kind == "linear" else 1.0
+    return float(params["rope_theta"]), factor
+
+
+def _interleave_rotary_pairs(weight: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Reorder the rows of W_Q or W_K within each head from Llama's rotary layout to ours.
+
+    Llama turns the pairs (x[i], x[i + d/2]) of a head (rotate_half); our RotaryEmbedding turns the
+    adjacent pairs (x[2i], x[2i + 1]), both by pos * theta_i. Moving row i + d/2 next to row i makes
+    our pairs Llama's pairs; q . k sums over the same products in another order, so every score,
+    and with it the model's output, is unchanged (values and W_V are not reordered).
+    """
+    d_head = weight.size(0) // n_heads
+    half = torch.arange(d_head // 2)
+    order = torch.stack([half, half + d_head // 2], dim=1).flatten()  # 0, d/2, 1, d/2 + 1, ...
+    return weight.view(n_heads, d_head, -1)[:, order].reshape_as(weight)
+
+
+def _llama_config(hc, tied: bool) -> GPTConfig:
+    """Our GPTConfig for a LlamaConfig; ValueError for a setting we cannot reproduce exactly."""
+    _refuse(hc, {"attention_bias": False, "mlp_bias": False, "head_dim": hc.hidden_size // hc.num_attention_heads})
+    theta, factor = _llama_rope(hc)
+    return GPTConfig(vocab_size=hc.vocab_size, context_length=hc.max_position_embeddings,
+                     n_layers=hc.num_hidden_layers, n_heads=hc.num_attention_heads, d_model=hc.hidden_size,
+                     d_ff=hc.intermediate_size, n_kv_heads=hc.num_key_value_heads, dropout=0.0, bias=False,
+                     norm_first=True, norm="rmsnorm", gated_ffn=True, pos_encoding="rope", rope_theta=theta,
+                     rope_interpolation=factor, layer_norm_eps=hc.rms_norm_eps, tie_weights=tied,
+                     activation=_activation("hidden_act", hc.hidden_act, {**_ACTIVATIONS, "silu": "silu"}))
+
+
+def llama_from_hf(hf_model) -> GPT:
+    """Convert a ``transformers`` LlamaForCausalLM into an llmbook GPT with the Llama options:
+    RMSNorm, SwiGLU, rotary positions (base rope_theta; linear rope scaling becomes
+    rope_interpolation) and grouped-query attention (n_kv_heads = num_key_value_heads).
+
+    W_Q, W_K, W_V are stacked into in_proj, W_Q and W_K with their rows reordered to our rotary
+    layout (see _interleave_rotary_pairs). The output layer is tied to the token embeddings when
+    they are the same matrix. Refused with a ValueError: attention or MLP biases, a head size other
+    than hidden_size / num_attention_heads, RoPE variants other than the original and linear
+    interpolation (dynamic, NTK, YaRN, Llama 3's), and activations we lack. Dropout is 0 and the
+    result is in eval mode, on the HF model's device and dtype.
+    """
+    from transformers import LlamaForCausalLM
+
+    if not isinstance(hf_model, LlamaForCausalLM):
+        raise _type_error(hf_model, ["transformers.LlamaForCausalLM"])
+    body, head = hf_model.model, hf_model.lm_head.weight
+    emb = body.embed_tokens.weight
+    cfg = _llama_config(hf_model.config, tied=head is emb or torch.equal(head, emb))
+    sd = {"tok_emb.weight": emb, "ln_f.weight": body.norm.weight, "lm_head.weight": head}
+    for i, layer in enumerate(body.layers):
+        a, mlp, p = layer.self_attn, layer.mlp, f"blocks.{i}."
+        sd[p + "attn.in_proj.weight"] = torch.cat([_interleave_rotary_pairs(a.q_proj.weight, cfg.n_heads),
+                                                   _interleave_rotary_pairs(a.k_proj.weight, cfg.n_kv_heads),
+                                                   a.v_proj.weight])
+        sd[p + "attn.out_proj.weight"] = a.o_proj.weight
+        sd[p + "norm1.weight"] = layer.input_layernorm.weight
+        sd[p + "norm2.weight"] = layer.post_attention_layernorm.weight
+        sd[p + "ff.gate.weight"], sd[p + "ff.up.weight"] = mlp.gate_proj.weight, mlp.up_proj.weight
+        sd[p + "ff.down.weight"] = mlp.down_proj.weight
+    return _load(GPT(cfg), sd, emb)
 
 
 # ----------------------------------------------------------------------------- pretrained models

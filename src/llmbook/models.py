@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import DecoderBlock, EncoderBlock, activation_fn
+from .blocks import NORMS, DecoderBlock, EncoderBlock, activation_fn, norm_layer
 from .kv_cache import KVCache
 from .positional import LearnedPositions, RotaryEmbedding, SinusoidalPositions
 
@@ -98,8 +98,10 @@ def _init_token_embedding(emb: nn.Embedding, cfg) -> None:
         nn.init.normal_(emb.weight, 0.0, cfg.d_model ** -0.5)
 
 
-def _rotary(cfg):
-    return RotaryEmbedding(cfg.d_model // cfg.n_heads, cfg.context_length) if cfg.pos_encoding == "rope" else None
+def _rotary(cfg, base=10000.0, scale=1.0):
+    if cfg.pos_encoding != "rope":
+        return None
+    return RotaryEmbedding(cfg.d_model // cfg.n_heads, cfg.context_length, base, scale)
 
 
 def _init_weights(module: nn.Module, std: float = 0.02) -> None:
@@ -212,12 +214,45 @@ class _Transformer(nn.Module):
 # ----------------------------------------------------------------------------------------- GPT
 @dataclass
 class GPTConfig(TransformerConfig):
-    """A decoder-only language model: GPT-2's block (pre-LN, tanh GELU, tied output layer) by default."""
+    """A decoder-only language model: GPT-2's block (pre-LN, tanh GELU, tied output layer) by default.
+
+    The options of a modern decoder (Llama: norm="rmsnorm", gated_ffn=True, activation="silu",
+    pos_encoding="rope", bias=False, tie_weights=False, and often n_kv_heads < n_heads) change
+    nothing while left at their defaults.
+    """
 
     vocab_size: int = 65
     n_layers: int = 4
     activation: str = "gelu_tanh"
     tie_weights: bool = True  # the output layer reuses the token embedding matrix
+    norm: str = "layernorm"  # or "rmsnorm", in every block and before the output layer (eps: layer_norm_eps)
+    gated_ffn: bool = False  # W_down(act(W_gate x) * W_up x); with activation="silu" this is SwiGLU
+    n_kv_heads: int | None = None  # key/value heads; None = n_heads; fewer: grouped-query attention, 1: multi-query
+    rope_theta: float = 10000.0  # the base of the rotary angles (pos_encoding="rope")
+    rope_interpolation: float = 1.0  # position interpolation: rotary positions are divided by this factor
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_gpt_options(self)
+
+
+def _check_gpt_options(cfg) -> None:
+    """Raise ValueError naming the first option of a modern decoder that cannot build a model."""
+    if cfg.norm not in NORMS:
+        raise ValueError(f"norm={cfg.norm!r}; choose one of {NORMS}")
+    if cfg.n_kv_heads is not None and (not 1 <= cfg.n_kv_heads <= cfg.n_heads or cfg.n_heads % cfg.n_kv_heads):
+        raise ValueError(f"n_kv_heads={cfg.n_kv_heads} must divide n_heads={cfg.n_heads} "
+                         f"(1 <= n_kv_heads <= n_heads)")
+    if cfg.gated_ffn and cfg.d_ff == 0:
+        raise ValueError("gated_ffn=True needs a feed-forward network, but d_ff=0")
+    if not cfg.rope_theta > 1:
+        raise ValueError(f"rope_theta={cfg.rope_theta} must be > 1")
+    if not cfg.rope_interpolation >= 1:
+        raise ValueError(f"rope_interpolation={cfg.rope_interpolation} must be >= 1 (it divides the positions)")
+    rope_defaults = (cfg.rope_theta, cfg.rope_interpolation) == (10000.0, 1.0)
+    if cfg.pos_encoding != "rope" and not rope_defaults:
+        raise ValueError(f"rope_theta={cfg.rope_theta} and rope_interpolation={cfg.rope_interpolation} apply to "
+                         f"pos_encoding='rope' only, not {cfg.pos_encoding!r}")
 
 
 class GPT(_Transformer):
@@ -229,14 +264,15 @@ class GPT(_Transformer):
         self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)
         self.pos_emb = _position_module(c)
         self.type_emb = self.emb_norm = None  # BERT's segment table and embedding LayerNorm
-        rotary = _rotary(c)
+        rotary = _rotary(c, c.rope_theta, c.rope_interpolation)
         self.drop = nn.Dropout(c.dropout)
         self.blocks = nn.ModuleList(
             DecoderBlock(c.d_model, c.n_heads, c.d_ff, c.dropout, c.norm_first, c.activation,
-                         c.layer_norm_eps, c.bias, rotary=rotary)
+                         c.layer_norm_eps, c.bias, rotary=rotary, n_kv_heads=c.n_kv_heads, norm=c.norm,
+                         gated_ffn=c.gated_ffn)
             for _ in range(c.n_layers)
         )
-        self.ln_f = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps) if c.norm_first else nn.Identity()
+        self.ln_f = norm_layer(c.norm, c.d_model, c.layer_norm_eps) if c.norm_first else nn.Identity()
         self.lm_head = nn.Linear(c.d_model, c.vocab_size, bias=False)
         _init_weights(self)
         _init_token_embedding(self.tok_emb, c)
@@ -272,12 +308,12 @@ class GPT(_Transformer):
         return ModelOutput(logits, loss, attentions)
 
     def generate(self, input_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
-                 generator=None, eos_id=None, attention_mask=None):
+                 generator=None, eos_id=None, attention_mask=None, min_p=None, kv_cache=None):
         """Continue input_ids (B, T) by max_new_tokens tokens; see llmbook.generate.generate."""
         from .generate import generate
 
         return generate(self, input_ids, max_new_tokens, temperature, top_k, top_p, use_cache, generator, eos_id,
-                        attention_mask)
+                        attention_mask, min_p, kv_cache)
 
 
 # ---------------------------------------------------------------------------------------- BERT

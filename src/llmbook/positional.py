@@ -66,16 +66,26 @@ class RotaryEmbedding(nn.Module):
     """Rotary position embedding: rotate each pair (x[2i], x[2i+1]) by angle pos * theta_i.
 
     Applied to queries and keys (not values), so the score q_m . k_n depends on positions only
-    through the offset m - n. x: (B, H, T, d_head) with an even d_head.
+    through the offset m - n. x: (B, H, T, d_head) with an even d_head. theta_i = base^(-2i/d_head):
+    the first pair turns by one radian per position, the last ones by about 1/base.
+
+    scale > 1 is position interpolation (Chen et al., 2023): positions are divided by scale, so a
+    model trained on L positions reads scale * L of them at the angles it was trained on (with a
+    short fine-tuning, instead of angles it has never seen). Llama's rope_scaling "linear".
     """
 
-    def __init__(self, d_head: int, max_len: int, base: float = 10000.0):
+    def __init__(self, d_head: int, max_len: int, base: float = 10000.0, scale: float = 1.0):
         super().__init__()
         if d_head % 2:
             raise ValueError(f"rotary embeddings need an even head size, got d_head={d_head}")
+        if not base > 1:
+            raise ValueError(f"rotary base={base} must be > 1 (the wavelengths grow as base^(2i/d_head))")
+        if not scale >= 1:
+            raise ValueError(f"rotary scale={scale} must be >= 1 (position interpolation divides positions by it)")
         self.max_len = max_len
         theta = base ** (-torch.arange(0, d_head, 2, dtype=torch.float64) / d_head)
-        angle = torch.arange(max_len, dtype=torch.float64)[:, None] * theta  # (max_len, d_head/2)
+        position = torch.arange(max_len, dtype=torch.float64) / scale
+        angle = position[:, None] * theta  # (max_len, d_head/2)
         self.register_buffer("cos", angle.cos().float(), persistent=False)
         self.register_buffer("sin", angle.sin().float(), persistent=False)
 

@@ -278,7 +278,9 @@ def unit_scaled_gpt(config: GPTConfig) -> GPT:
     The token (and learned position) embeddings are added with weights 1/sqrt(2), so the residual
     stream starts at unit scale; branch k is added with tau_k = 1 / (k + 2). The model is an ordinary
     llmbook.models.GPT (same forward, loss, generation). Raises ValueError for post-LN
-    (norm_first=False) or sinusoidal positions, which this construction does not cover.
+    (norm_first=False), sinusoidal positions, an activation without a measured scale (silu) and the
+    options of a modern decoder (RMSNorm, gated feed-forward, grouped-query attention), which this
+    construction does not cover.
     """
     c = config
     if not c.norm_first:
@@ -286,6 +288,11 @@ def unit_scaled_gpt(config: GPTConfig) -> GPT:
                          "residual stream after every add and needs no residual weights")
     if c.pos_encoding not in UNIT_SCALED_POSITIONS:
         raise ValueError(f"unit_scaled_gpt supports pos_encoding in {UNIT_SCALED_POSITIONS}, got {c.pos_encoding!r}")
+    if c.activation not in ACTIVATION_RMS:
+        raise ValueError(f"unit_scaled_gpt supports activation in {sorted(ACTIVATION_RMS)}, got {c.activation!r}")
+    if c.norm != "layernorm" or c.gated_ffn or c.n_kv_heads not in (None, c.n_heads):
+        raise ValueError(f"unit_scaled_gpt builds GPT-2's block, not norm={c.norm!r}, gated_ffn={c.gated_ffn}, "
+                         f"n_kv_heads={c.n_kv_heads} (leave them at layernorm, False, None)")
     model = GPT(c)
     rotary = model.blocks[0].attn.rotary if c.n_layers else None
     per_block = 2 if c.d_ff else 1  # d_ff=0: attention-only blocks

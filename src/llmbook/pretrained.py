@@ -82,11 +82,13 @@ def card(name: str) -> dict:
 
 def load(name: str, device: str | torch.device = "cpu"):
     """(model, tokenizer) of one of MODELS; the model is float32, in eval mode, on `device`."""
-    from .train import load_checkpoint
+    from .train import CONFIGS, load_checkpoint
 
     info = card(name)
+    # the card's config, with any option added to the package since then at its default
+    expected = CONFIGS[info["model_class"]](**info["config"])
     with resources.as_file(_data("models", f"{name}.pt")) as path:
-        model = load_checkpoint(path, expected_config=info["config"], map_location="cpu")
+        model = load_checkpoint(path, expected_config=expected, map_location="cpu")
     return model.float().to(device).eval(), tokenizer(info["tokenizer"])
 
 

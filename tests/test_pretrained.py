@@ -210,3 +210,10 @@ def test_fill_mask_gives_one_distribution_per_mask_in_order():
     for g in guesses:
         probabilities = [p for _, p in g]
         assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1 + 1e-6
+
+
+def test_the_data_page_quotes_the_best_ngram_score_on_the_test_plays():
+    page = (Path(__file__).parents[1] / "book" / "data_and_models.md").read_text(encoding="utf-8")
+    scores = load_results("ngram_baseline")["bits_per_char"]["test"]
+    best = min(scores, key=scores.get)
+    assert f"need {scores[best]:.2f} bits per character at best (order {best})" in page

@@ -9,8 +9,10 @@ the shortest (Chen and Goodman, 1999, "interpolated Kneser–Ney"):
     P_n(w | h) = max(c_n(h w) - D_n, 0) / c_n(h) + D_n * N_n(h) / c_n(h) * P_{n-1}(w | h')
 
 where h' drops h's first character, c_n(h) = sum over w of c_n(h w), N_n(h) is the number of distinct
-characters seen after h, and D_n = n1 / (n1 + 2 n2) from the numbers n1, n2 of n-grams counted once
-and twice. The longest order counts occurrences; every shorter order counts *continuations* (in how
+characters seen after h, and D_n = n1 / (n1 + 2 n2) from the numbers n1, n2 of n-grams whose count
+(occurrences or continuations, whichever the order uses) is one and two. This is the one-discount form;
+Chen and Goodman's *modified* Kneser–Ney uses three discounts per order and does a little better.
+The longest order counts occurrences; every shorter order counts *continuations* (in how
 many distinct contexts the n-gram follows a character), which is what makes Kneser–Ney better than
 plain back-off. Below order 1, P_0 is uniform over the characters of the training text plus one
 unknown; a history never seen passes the lower order's probability through unchanged.

@@ -156,26 +156,33 @@ def mlm_scores(model, windows: torch.Tensor, vocab_size: int, mask_id: int, spec
                batch_size: int = 32) -> dict:
     """BERT's masking rule (15 %; 80/10/10) over rows of text, drawn from MLM_SEED: mean loss and accuracy.
 
-    accuracy: the share of selected positions where the top prediction is the original token.
+    masked_accuracy: the share of the selected positions where the top prediction is the original
+    token (a tenth of them were left unchanged, so the model could see the answer there);
+    hidden_accuracy: the same share over the positions replaced by [MASK] only.
     """
     generator = torch.Generator().manual_seed(MLM_SEED)
-    total, correct, count = 0.0, 0, 0
+    total, correct, count, hidden_correct, hidden = 0.0, 0, 0, 0, 0
     for start in range(0, len(windows), batch_size):
         inputs, targets = mask_tokens(windows[start: start + batch_size], vocab_size, mask_id, special_ids,
                                       generator=generator)
         logits = model(inputs).logits
         picked = targets != -100
         total += float(torch.nn.functional.cross_entropy(logits[picked], targets[picked], reduction="sum"))
-        correct += int((logits[picked].argmax(-1) == targets[picked]).sum())
+        right = logits.argmax(-1) == targets
+        correct += int((right & picked).sum())
         count += int(picked.sum())
-    return {"loss": total / count, "masked_accuracy": correct / count, "masked_tokens": count}
+        masked = picked & (inputs == mask_id)  # the 80 % the model cannot see (the rest stay or are swapped)
+        hidden_correct += int((right & masked).sum())
+        hidden += int(masked.sum())
+    return {"loss": total / count, "masked_accuracy": correct / count, "masked_tokens": count,
+            "hidden_accuracy": hidden_correct / hidden, "hidden_tokens": hidden}
 
 
 def evaluate(name: str, model, tok, split: str) -> dict:
     """Score a model of kind `name` on a split as its card does.
 
-    GPTs: ``loss`` (nats per token), ``bits_per_char`` and ``tokens``; BERT: ``loss`` (nats per masked
-    token), ``masked_accuracy`` and ``masked_tokens``.
+    GPTs: ``loss`` (nats per token), ``bits_per_char`` and ``tokens``; BERT: ``loss`` (nats per selected
+    token), ``masked_accuracy``, ``masked_tokens``, ``hidden_accuracy`` and ``hidden_tokens``.
     """
     ids = token_stream(name, split)
     was_training = model.training

@@ -8,9 +8,10 @@ NBVAL     := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 # One worker per core; all cells of a notebook (and all tests of a file) stay in one worker.
 PARALLEL  := -n auto --dist loadscope
 STUDENT   := student
+NBGRADER  := _build/nbgrader
 OFFLINE   := _build/llmbook-offline.zip
 
-.PHONY: setup book html book-assets chromium student offline lint test test-unit test-notebooks test-website lab bench clean
+.PHONY: setup book html book-assets chromium student nbgrader offline lint test test-unit test-notebooks test-website lab bench clean
 
 setup: $(STAMP)
 
@@ -48,6 +49,12 @@ chromium:
 student: $(STAMP)
 	rm -rf $(STUDENT)
 	$(PY) tools/make_student_edition.py --out $(STUDENT)
+
+# An nbgrader course in _build/nbgrader/: one assignment per chapter, its coding exercises autograded
+# by the book's checkers (see tools/make_nbgrader_course.py and the instructor guide).
+nbgrader: $(STAMP)
+	rm -rf $(NBGRADER)
+	$(PY) tools/make_nbgrader_course.py --out $(NBGRADER)
 
 # One zip a teacher can hand out: the website (opens from disk, no network), both editions of the
 # notebooks, and the package as a wheel with the data the notebooks read.

@@ -7,8 +7,8 @@ solutions, and exactly the mistaken exercise's points lost, with the checker's h
 
 Every chapter takes part: an assignment holds only the setup and the exercises, so autograding one
 submission costs a kernel start and the imports (a few seconds of CPU), not the chapter's 90 s of
-experiments. Each nbgrader command runs once for all chapters (assignment id '*'): a start of nbgrader
-costs more than grading one submission.
+experiments. Each nbgrader command runs once for all chapters (assignment id '*'): starting nbgrader
+costs about as much CPU as grading one submission.
 """
 from __future__ import annotations
 
@@ -223,6 +223,13 @@ def test_a_chapter_without_a_checker_after_a_solution_is_refused():
     index = next(i for i, cell in enumerate(nb.cells) if "solution" in cell.metadata.get("tags", []))
     nb.cells[index + 1] = nbformat.v4.new_markdown_cell("no checker here")
     with pytest.raises(ValueError, match="Exercise 1.1: the cell after its solution should call a checker"):
+        course_tool.assignment(nb, "chapters/01_background.ipynb")
+
+
+def test_a_chapter_without_a_title_is_refused():
+    nb = nbformat.read(CHAPTERS[0], as_version=4)
+    nb.cells[0].source = "Background\n"
+    with pytest.raises(ValueError, match="the first cell should start with the chapter's '# ' title, not 'Background'"):
         course_tool.assignment(nb, "chapters/01_background.ipynb")
 
 

@@ -47,7 +47,7 @@ NBGRADER_CONFIG = '''\
 # Run every nbgrader command in this folder; the gradebook is gradebook.db, next to this file.
 c = get_config()  # noqa: F821 (nbgrader defines it)
 c.CourseDirectory.course_id = "llmbook"
-# A test cell runs a checker on a few small cases: seconds. The setup cell imports torch.
+# Seconds a cell may run when grading: a checker needs a few, importing torch on a busy server more.
 c.Execute.timeout = 120
 '''
 
@@ -87,7 +87,10 @@ def setup_sources(nb) -> list[str]:
 
 
 def header_cell(nb, path: str):
-    title = nb.cells[0].source.splitlines()[0].removeprefix("# ").strip()
+    first_line = (nb.cells[0].source.splitlines() or [""])[0]
+    if not first_line.startswith("# "):
+        raise ValueError(f"{path}: the first cell should start with the chapter's '# ' title, not {first_line!r}")
+    title = first_line.removeprefix("# ").strip()
     chapter = int(Path(path).name[:2])
     url = f"{REPOSITORY}/blob/main/{path}"
     text = HEADER.format(title=title, chapter=chapter, book=BOOK_TITLE, path=path, url=url)

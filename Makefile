@@ -7,10 +7,11 @@ NOTEBOOKS := book/getting_started.ipynb book/pretrained_models.ipynb $(wildcard 
 NBVAL     := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 # One worker per core; all cells of a notebook (and all tests of a file) stay in one worker.
 PARALLEL  := -n auto --dist loadscope
-STUDENT   := _build/student
+STUDENT   := student
+NBGRADER  := _build/nbgrader
 OFFLINE   := _build/llmbook-offline.zip
 
-.PHONY: setup book html book-assets chromium student offline lint test test-unit test-notebooks test-website lab bench clean
+.PHONY: setup book html book-assets chromium student nbgrader offline lint test test-unit test-notebooks test-website lab bench clean
 
 setup: $(STAMP)
 
@@ -43,14 +44,21 @@ chromium:
 	@command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 
 # The student edition: every notebook with its exercise solutions replaced by stubs that raise
-# NotImplementedError (see tools/make_student_edition.py), written to _build/student/.
+# NotImplementedError (see tools/make_student_edition.py), written to student/. It is committed, so
+# that each student notebook opens on Colab; tests/test_notebooks.py fails when it is out of date.
 student: $(STAMP)
 	rm -rf $(STUDENT)
 	$(PY) tools/make_student_edition.py --out $(STUDENT)
 
+# An nbgrader course in _build/nbgrader/: one assignment per chapter, its coding exercises autograded
+# by the book's checkers (see tools/make_nbgrader_course.py and the instructor guide).
+nbgrader: $(STAMP)
+	rm -rf $(NBGRADER)
+	$(PY) tools/make_nbgrader_course.py --out $(NBGRADER)
+
 # One zip a teacher can hand out: the website (opens from disk, no network), both editions of the
 # notebooks, and the package as a wheel with the data the notebooks read.
-offline: html student
+offline: html
 	$(PY) tools/make_offline_bundle.py --out $(OFFLINE)
 
 # The linter (rules in pyproject.toml) over everything that is Python and not a notebook.
@@ -68,7 +76,7 @@ test: lint offline chromium
 test-unit: $(STAMP)
 	$(PY) -m pytest tests --ignore=tests/test_website.py -p no:cacheprovider
 
-test-notebooks: student
+test-notebooks: $(STAMP)
 	$(PY) -m pytest $(NOTEBOOKS) $(STUDENT) $(NBVAL) $(PARALLEL) -p no:cacheprovider
 
 test-website: offline chromium

@@ -5,10 +5,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from checker_verdicts import assert_fails, assert_passes
+from checker_verdicts import assert_fails, assert_passes, verdict
 
 from llmbook import checks
 from llmbook.attention import scaled_dot_product_attention
+from llmbook.checks._core import Case, run_cases
 from llmbook.data import mask_tokens
 from llmbook.positional import sinusoidal_encoding
 
@@ -159,3 +160,48 @@ def test_perplexity_checker(capsys):
     assert_fails(capsys, checks.check_perplexity, lambda lp: torch.exp(-lp.sum()), "not the sum")
     assert_fails(capsys, checks.check_perplexity, lambda lp: torch.exp(-lp).mean(), "not average the exponentials")
     assert_fails(capsys, checks.check_perplexity, lambda lp: -lp.mean(), "cross-entropy")
+
+
+# ------------------------------------------------------------------------- visible and hidden cases
+def _raises(*args, **kwargs):
+    raise RuntimeError("not written yet")
+
+
+@pytest.mark.parametrize("name", checks.__all__)
+def test_every_checker_has_visible_and_hidden_cases(capsys, name):
+    """An nbgrader test cell runs the visible cases and, when grading, the hidden ones: both must exist,
+    and each selection starts at its own first case (numbered as in the book's full run)."""
+    checker = getattr(checks, name)
+    first = {}
+    for cases in ("all", "visible", "hidden"):
+        line = assert_fails(capsys, checker, _raises, "your function raised RuntimeError", cases=cases)
+        first[cases] = int(line.split(": case ")[1].split()[0])
+    assert first["all"] == 1 and 1 in (first["visible"], first["hidden"]), first
+    assert first["visible"] != first["hidden"], first
+
+
+def test_visible_and_hidden_cases_add_up_to_all(capsys):
+    counts = {}
+    for cases in ("all", "visible", "hidden"):
+        _, line = verdict(capsys, checks.check_softmax, softmax, cases)
+        assert line.startswith("[PASS]"), line
+        counts[cases] = int(line.split(": all ")[1].split()[0])
+    assert counts == {"all": 7, "visible": 5, "hidden": 2}
+
+
+def test_a_mistake_only_the_hidden_cases_catch(capsys):
+    naive = lambda x, dim=-1: torch.exp(x) / torch.exp(x).sum(dim, keepdim=True)  # noqa: E731
+    assert_passes(capsys, checks.check_softmax, naive, cases="visible")
+    assert_fails(capsys, checks.check_softmax, naive, "case 6 (x = [1000, 1001, 1002]: large inputs)",
+                 "subtract the maximum", cases="hidden")
+
+
+def test_an_unknown_case_set_is_refused_by_name():
+    with pytest.raises(ValueError, match="cases='visble'"):
+        checks.check_softmax(softmax, cases="visble")
+
+
+def test_an_empty_selection_is_an_error_not_a_pass():
+    only_visible = [Case("x", (1,))]
+    with pytest.raises(ValueError, match="check_demo has no hidden cases"):
+        run_cases("check_demo", lambda x: x, only_visible, lambda x: x, lambda got, exp: None, which="hidden")

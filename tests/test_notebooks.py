@@ -2,7 +2,8 @@
 
 nbval re-runs every notebook; these tests check what a re-run cannot: that every notebook starts
 with the same install cell (the one Colab runs), that every coding exercise has a checker, that
-the instructor guide covers every exercise, and that the student edition hides every solution.
+the instructor guide covers every exercise, that the student edition hides every solution, and that
+the committed student edition (student/) is what the chapters give today.
 """
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ def test_stub_of_a_cell_without_functions_raises_at_once():
 @pytest.mark.parametrize("path", CHAPTERS, ids=_ids(CHAPTERS))
 def test_student_edition_hides_every_solution(path):
     original = _read(path)
-    nb = student.student_notebook(_read(path))
+    nb = student.student_notebook(_read(path), path.relative_to(ROOT).as_posix())
     assert len(nb.cells) == len(original.cells)
     text = "\n".join(cell.source for cell in nb.cells)
     assert "{solution}" not in text
@@ -142,4 +143,35 @@ def test_student_edition_hides_every_solution(path):
                 assert len(body) == 1 and isinstance(body[0], ast.Raise), \
                     f"solution code left in the student edition of {path.name}: {ast.unparse(node)}"
         printed = "".join(out.get("text", "") for out in next_cell.outputs)
-        assert printed.startswith("❌ check_") and "NotImplementedError: Exercise" in printed, printed
+        assert printed.startswith("[FAIL] check_") and "NotImplementedError: Exercise" in printed, printed
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_committed_student_edition_is_up_to_date(path):
+    """student/ is committed (each notebook opens on Colab from its own link), so it must follow the book."""
+    name = path.relative_to(ROOT).as_posix()
+    committed = ROOT / student.student_path(name)
+    assert committed.is_file(), f"{committed.relative_to(ROOT)} is missing: run `make student`"
+    assert _read(committed) == student.student_notebook(_read(path), name), \
+        f"{committed.relative_to(ROOT)} is out of date with {name}: run `make student`"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_student_notebook_opens_itself_on_colab_and_its_links_resolve(path):
+    committed = ROOT / student.student_path(path.relative_to(ROOT).as_posix())
+    markdown = "\n".join(cell.source for cell in _read(committed).cells if cell.cell_type == "markdown")
+    expected = f"colab.research.google.com/github/{REPOSITORY.removeprefix('https://github.com/')}" \
+               f"/blob/main/{committed.relative_to(ROOT).as_posix()}"
+    assert expected in markdown, f"{committed.name}: no Colab badge linking to {expected}"
+    links = student.RELATIVE_LINK.findall(markdown)
+    assert links or path.name != "03_attention.ipynb"  # chapter 3 links to its code: the check has work
+    for link in links:
+        target = (committed.parent / link.split("#")[0]).resolve()
+        assert target.exists(), f"{committed.relative_to(ROOT)} links to {link}, which does not exist"
+
+
+def test_rebased_links_point_at_the_same_files():
+    text = "[code](../src/llmbook/attention.py#L3), [web](https://x.org/a.md), [here](#top), [n](notation.md)"
+    moved = student.rebase_links(text, "book/getting_started.ipynb", "student/book/getting_started.ipynb")
+    assert moved == ("[code](../../src/llmbook/attention.py#L3), [web](https://x.org/a.md), [here](#top), "
+                     "[n](../../book/notation.md)")

@@ -18,7 +18,7 @@ from llmbook import numerics
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = [ROOT / "book" / "getting_started.ipynb", ROOT / "book" / "pretrained_models.ipynb",
              *sorted((ROOT / "chapters").glob("*.ipynb"))]
-STUDENT = sorted((ROOT / "_build" / "student").rglob("*.ipynb"))  # present after `make student`
+STUDENT = sorted((ROOT / "student").rglob("*.ipynb"))  # committed, written by `make student`
 TORCH_PIN = re.search(r"^torch==(\S+)$", (ROOT / "constraints.txt").read_text(), re.M).group(1)
 CAN_PIN = numerics.can_pin()
 

@@ -117,5 +117,5 @@ def test_a_chapter_runs_its_first_cells_in_the_fresh_environment(fresh_python, t
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["MPLBACKEND"] = "Agg"
     out = run(fresh_python, "first_cells.py", cwd=tmp_path, env=env)
-    assert "✅ check_scaled_dot_product_attention" in out
+    assert "[PASS] check_scaled_dot_product_attention" in out
     assert f"llmbook from {fresh_python.parent.parent}" in out

@@ -94,7 +94,7 @@ def bundle(out: Path, site: Path, student: Path) -> None:
             archive.write(ROOT / name, f"{TOP}/notebooks/{Path(name).name}")
             notebooks += 1
         stubs = 0
-        for path in sorted(student.rglob("*.ipynb")):  # _build/student mirrors book/ and chapters/
+        for path in sorted(student.rglob("*.ipynb")):  # student/ mirrors book/ and chapters/
             archive.write(path, f"{TOP}/student/{path.name}")
             stubs += 1
     size = out.stat().st_size / 2**20
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "_build" / "llmbook-offline.zip")
     parser.add_argument("--site", type=Path, default=ROOT / "_build" / "html")
-    parser.add_argument("--student", type=Path, default=ROOT / "_build" / "student")
+    parser.add_argument("--student", type=Path, default=ROOT / "student")
     args = parser.parse_args(argv)
     bundle(args.out, args.site, args.student)
     return 0

@@ -1,8 +1,10 @@
 """Exercise checkers: run a learner's function against the reference and print a verdict.
 
 Each ``check_<name>(fn)`` calls fn on several cases (ordinary shapes and edge cases) and prints
-one line: ✅ when every case matches the reference, or ❌ with the first failing case, what is
-wrong with it and, when the output matches a known mistake, a hint. It returns True or False.
+one line: [PASS] when every case matches the reference, or [FAIL] with the first failing case, what
+is wrong with it and, when the output matches a known mistake, a hint. It returns True or False.
+``check_<name>(fn, cases="visible")`` or ``cases="hidden"`` runs only the ordinary or only the edge
+cases, as the test cells of a graded nbgrader assignment do (tools/make_nbgrader_course.py).
 A wrong answer, or an exception raised by the learner's code, is reported, never raised:
 a learner needs a message, not a traceback.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from ..prompts import few_shot_prompt
-from ._core import Case, call_learner, case_generator, failed, passed, run_cases, tensor_problem
+from ._core import Case, call_learner, case_generator, run_cases, run_probes, tensor_problem
 
 
 # ------------------------------------------------------------------------------ confusion matrix
@@ -28,8 +28,9 @@ def _confusion_cases() -> list[Case]:
     return [
         Case("2 classes, 6 examples", (torch.tensor([1, 0, 1, 1, 0, 0]), torch.tensor([1, 1, 0, 1, 1, 0]), 2)),
         Case("3 classes, 40 examples", (labels, noisy, 3)),
-        Case("4 classes, but classes 2 and 3 never occur", (only_zero_one, only_zero_one.flip(0), 4)),
-        Case("2 classes, every prediction wrong", (torch.tensor([0, 0, 0, 1]), torch.tensor([1, 1, 1, 0]), 2)),
+        Case("4 classes, but classes 2 and 3 never occur", (only_zero_one, only_zero_one.flip(0), 4), hidden=True),
+        Case("2 classes, every prediction wrong", (torch.tensor([0, 0, 0, 1]), torch.tensor([1, 1, 1, 0]), 2),
+             hidden=True),
     ]
 
 
@@ -50,12 +51,16 @@ def _confusion_problem(got, expected):
     return tensor_problem(got, expected, "the matrix", atol=1e-6, rtol=1e-6)
 
 
-def check_confusion_matrix(fn) -> bool:
+def check_confusion_matrix(fn, cases: str = "all") -> bool:
     """Check fn(labels, predictions, num_classes) -> (num_classes, num_classes) tensor of counts,
-    entry [i, j] = number of examples whose true class is i and predicted class is j."""
+    entry [i, j] = number of examples whose true class is i and predicted class is j.
+
+    cases: "all", or the "visible" or "hidden" ones (classes that never occur, every prediction wrong) of
+    a graded assignment."""
     return run_cases("check_confusion_matrix", fn, _confusion_cases(), confusion_matrix, _confusion_problem,
-                      _CONFUSION_MISTAKES,
-                      fallback_hint="for each example add 1 at [label, prediction] of a zero (C, C) tensor.")
+                     _CONFUSION_MISTAKES,
+                     fallback_hint="for each example add 1 at [label, prediction] of a zero (C, C) tensor.",
+                     which=cases)
 
 
 # ------------------------------------------------------------------------------- few-shot prompt
@@ -63,9 +68,9 @@ def _prompt_cases() -> list[Case]:
     return [
         Case("3 examples", ([("c", "q"), ("a", "w"), ("d", "e")], "a")),
         Case("1 example", ([("k", "b")], "k")),
-        Case("no example (zero-shot)", ([], "z")),
+        Case("no example (zero-shot)", ([], "z"), hidden=True),
         Case("5 examples, the query not among them", (
-            [("g", "x"), ("b", "m"), ("g", "x"), ("t", "m"), ("b", "m")], "h")),
+            [("g", "x"), ("b", "m"), ("g", "x"), ("t", "m"), ("b", "m")], "h"), hidden=True),
     ]
 
 
@@ -94,17 +99,19 @@ def _prompt_hint(got: str, expected: str, examples, query) -> str | None:
     return None
 
 
-def check_few_shot_prompt(fn) -> bool:
-    """Check fn(examples, query) -> str, the prompt of section 6.5: "x1>y1 x2>y2 query>"."""
-    name = "check_few_shot_prompt"
-    for number, case in enumerate(_prompt_cases(), start=1):
-        where = f"case {number} ({case.label})"
+def check_few_shot_prompt(fn, cases: str = "all") -> bool:
+    """Check fn(examples, query) -> str, the prompt of section 6.5: "x1>y1 x2>y2 query>".
+
+    cases: "all", or the "visible" or "hidden" ones (zero-shot, five examples) of a graded assignment."""
+    def probe(case):
         expected = few_shot_prompt(*case.args)
         ok, got = call_learner(fn, case)
         if not ok:
-            return failed(name, where, got)
+            return got, None
         if not isinstance(got, str):
-            return failed(name, where, f"your function returned a {type(got).__name__}, expected a str")
+            return f"your function returned a {type(got).__name__}, expected a str", None
         if got != expected:
-            return failed(name, where, _first_difference(got, expected), _prompt_hint(got, expected, *case.args))
-    return passed(name, len(_prompt_cases()))
+            return _first_difference(got, expected), _prompt_hint(got, expected, *case.args)
+        return None
+
+    return run_probes("check_few_shot_prompt", _prompt_cases(), probe, cases)

@@ -55,8 +55,8 @@ def _attention_cases() -> list[Case]:
         Case("q (2, 4, 5, 8), mask=causal", (r(2, 4, 5, 8), r(2, 4, 5, 8), r(2, 4, 5, 8)),
              {"mask": causal_mask(5)}),
         Case("q (2, 2, 4, 8), mask=padding (2, 1, 1, 4)", (r(2, 2, 4, 8), r(2, 2, 4, 8), r(2, 2, 4, 8)),
-             {"mask": pad}),
-        Case("q (1, 6, 64), large d_k, no mask", (r(1, 6, 64), r(1, 6, 64), r(1, 6, 64))),
+             {"mask": pad}, hidden=True),
+        Case("q (1, 6, 64), large d_k, no mask", (r(1, 6, 64), r(1, 6, 64), r(1, 6, 64)), hidden=True),
     ]
     return cases
 
@@ -82,14 +82,15 @@ _ATTENTION_MISTAKES = [
 ]
 
 
-def check_scaled_dot_product_attention(fn) -> bool:
+def check_scaled_dot_product_attention(fn, cases: str = "all") -> bool:
     """Check fn(q, k, v, mask=None) -> output (..., T_q, d_v), or (output, weights (..., T_q, T_k)).
 
     mask is bool, True where attention is allowed, broadcastable to (..., T_q, T_k).
+    cases: "all", or the "visible" or "hidden" ones (a padding mask, large d_k) of a graded assignment.
     """
     return run_cases("check_scaled_dot_product_attention", fn, _attention_cases(),
-                      scaled_dot_product_attention, _compare_attention, _ATTENTION_MISTAKES,
-                      fallback_hint="compare with softmax(q @ k.transpose(-2, -1) / sqrt(d_k)) @ v.")
+                     scaled_dot_product_attention, _compare_attention, _ATTENTION_MISTAKES,
+                     fallback_hint="compare with softmax(q @ k.transpose(-2, -1) / sqrt(d_k)) @ v.", which=cases)
 
 
 # ----------------------------------------------------------------------------------- causal mask
@@ -124,11 +125,14 @@ _CAUSAL_MISTAKES = [
 ]
 
 
-def check_causal_mask(fn) -> bool:
-    """Check fn(T) -> bool (T, T), True where query i may attend to key j, i.e. j <= i."""
-    cases = [Case(f"T={T}", (T,)) for T in (4, 1, 2, 8)]
-    return run_cases("check_causal_mask", fn, cases, lambda T: causal_mask(T), _mask_problem,
-                      _CAUSAL_MISTAKES, fallback_hint="torch.ones(T, T, dtype=torch.bool).tril() is one way.")
+def check_causal_mask(fn, cases: str = "all") -> bool:
+    """Check fn(T) -> bool (T, T), True where query i may attend to key j, i.e. j <= i.
+
+    cases: "all", or the "visible" or "hidden" ones (T = 1) of a graded assignment."""
+    all_cases = [Case(f"T={T}", (T,), hidden=T == 1) for T in (4, 1, 2, 8)]
+    return run_cases("check_causal_mask", fn, all_cases, lambda T: causal_mask(T), _mask_problem,
+                     _CAUSAL_MISTAKES, fallback_hint="torch.ones(T, T, dtype=torch.bool).tril() is one way.",
+                     which=cases)
 
 
 # ------------------------------------------------------------------------- sinusoidal positions
@@ -166,10 +170,14 @@ _SINUSOID_MISTAKES = [
 ]
 
 
-def check_sinusoidal_encoding(fn) -> bool:
+def check_sinusoidal_encoding(fn, cases: str = "all") -> bool:
     """Check fn(max_len, d_model) -> (max_len, d_model): PE[pos, 2i] = sin(pos / 10000^(2i/d)),
-    PE[pos, 2i+1] = cos(pos / 10000^(2i/d))."""
-    cases = [Case(f"max_len={n}, d_model={d}", (n, d)) for n, d in ((1, 2), (4, 8), (10, 16), (7, 6), (50, 128))]
-    return run_cases("check_sinusoidal_encoding", fn, cases, sinusoidal_encoding,
-                      lambda got, exp: tensor_problem(got, exp, "the table", atol=1e-4, rtol=1e-4),
-                      _SINUSOID_MISTAKES)
+    PE[pos, 2i+1] = cos(pos / 10000^(2i/d)).
+
+    cases: "all", or the "visible" or "hidden" ones (one position; d_model = 6, not a multiple of 4) of a
+    graded assignment."""
+    all_cases = [Case(f"max_len={n}, d_model={d}", (n, d), hidden=(n, d) in ((1, 2), (7, 6)))
+                 for n, d in ((1, 2), (4, 8), (10, 16), (7, 6), (50, 128))]
+    return run_cases("check_sinusoidal_encoding", fn, all_cases, sinusoidal_encoding,
+                     lambda got, exp: tensor_problem(got, exp, "the table", atol=1e-4, rtol=1e-4),
+                     _SINUSOID_MISTAKES, which=cases)

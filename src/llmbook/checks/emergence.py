@@ -53,18 +53,20 @@ def _exact_match_cases() -> list[Case]:
         Case("6 rows, one wrong token in row 1", (one_wrong, targets)),
         Case("6 rows, wrong tokens in rows 0 and 2", (several, targets)),
         Case("3 rows with different numbers of scored positions",
-             (torch.tensor([[9, 3, 4, 9], [9, 9, 7, 2], [0, 0, 0, 5]]), ragged)),
-        Case("50 random rows, about 80% of the tokens right", (random_predictions, random_targets)),
+             (torch.tensor([[9, 3, 4, 9], [9, 9, 7, 2], [0, 0, 0, 5]]), ragged), hidden=True),
+        Case("50 random rows, about 80% of the tokens right", (random_predictions, random_targets), hidden=True),
     ]
 
 
-def check_exact_match(fn) -> bool:
+def check_exact_match(fn, cases: str = "all") -> bool:
     """Check fn(predictions (N, T), targets (N, T)) -> the fraction of rows whose every position with a
-    target other than -100 is predicted right (a float or a one-element tensor)."""
+    target other than -100 is predicted right (a float or a one-element tensor).
+
+    cases: "all", or the "visible" or "hidden" ones (ragged rows, 50 random rows) of a graded assignment."""
     return run_cases("check_exact_match", fn, _exact_match_cases(), exact_match, scalar_problem,
-                      _EXACT_MATCH_MISTAKES,
-                      fallback_hint="((predictions == targets) | (targets == -100)).all(-1) marks the rows "
-                                    "that are exactly right; take its mean as a float.")
+                     _EXACT_MATCH_MISTAKES,
+                     fallback_hint="((predictions == targets) | (targets == -100)).all(-1) marks the rows "
+                                   "that are exactly right; take its mean as a float.", which=cases)
 
 
 # --------------------------------------------------------------------------- answer log-likelihood
@@ -107,20 +109,23 @@ def _log_likelihood_cases() -> list[Case]:
                                        ("N=8, T=12, V=13, question of 7 positions", (8, 12, 13, 7))):
         targets = torch.randint(0, V, (N, T), generator=g)
         targets[:, :question] = -100
-        cases.append(Case(label, (torch.randn(N, T, V, generator=g) * 2, targets)))
+        cases.append(Case(label, (torch.randn(N, T, V, generator=g) * 2, targets), hidden=N == 1))
     targets = torch.tensor([[-100, 1, 2], [-100, -100, 0]])
     cases.append(Case("2 rows with different numbers of scored positions",
-                      (torch.randn(2, 3, 4, generator=g), targets)))
+                      (torch.randn(2, 3, 4, generator=g), targets), hidden=True))
     return cases
 
 
-def check_answer_log_likelihood(fn) -> bool:
+def check_answer_log_likelihood(fn, cases: str = "all") -> bool:
     """Check fn(logits (N, T, V), targets (N, T)) -> (N,): for each row, the sum over the positions whose
-    target is not -100 of log softmax(logits)[target], i.e. log P(answer | question)."""
+    target is not -100 of log softmax(logits)[target], i.e. log P(answer | question).
+
+    cases: "all", or the "visible" or "hidden" ones (one scored position, ragged rows) of a graded
+    assignment."""
     return run_cases("check_answer_log_likelihood", fn, _log_likelihood_cases(), _answer_log_likelihood,
-                      lambda got, exp: tensor_problem(got, exp, "the output"), _LOG_LIKELIHOOD_MISTAKES,
-                      fallback_hint="gather log_softmax(logits, -1) at the targets (clamped to >= 0), zero "
-                                    "the positions with target -100, and sum over the positions.")
+                     lambda got, exp: tensor_problem(got, exp, "the output"), _LOG_LIKELIHOOD_MISTAKES,
+                     fallback_hint="gather log_softmax(logits, -1) at the targets (clamped to >= 0), zero "
+                                   "the positions with target -100, and sum over the positions.", which=cases)
 
 
 # ------------------------------------------------------------------------------- induction score
@@ -167,15 +172,18 @@ def _induction_cases() -> list[Case]:
         Case("2 heads (2, 16, 16), period 8", (_random_attention(2, 16, generator=g), 8)),
         Case("batch of 3, 2 heads (3, 2, 9, 9), period 3", (_random_attention(3, 2, 9, generator=g), 3)),
         Case("one head (6, 6), period 1: every token repeats the previous one",
-             (_random_attention(6, generator=g), 1)),
-        Case("one head (12, 12), period 5, a perfect induction head", (perfect, period)),
+             (_random_attention(6, generator=g), 1), hidden=True),
+        Case("one head (12, 12), period 5, a perfect induction head", (perfect, period), hidden=True),
     ]
 
 
-def check_induction_score(fn) -> bool:
+def check_induction_score(fn, cases: str = "all") -> bool:
     """Check fn(weights (..., T, T), period) -> (...): for each head, the mean over the queries
-    i = period .. T-1 of the weight on key i - period + 1, the token after the earlier copy of token i."""
+    i = period .. T-1 of the weight on key i - period + 1, the token after the earlier copy of token i.
+
+    cases: "all", or the "visible" or "hidden" ones (period 1, a perfect head) of a graded assignment."""
     return run_cases("check_induction_score", fn, _induction_cases(), induction_scores,
-                      lambda got, exp: tensor_problem(got, exp, "the output"), _INDUCTION_MISTAKES,
-                      fallback_hint="with q = torch.arange(period, T), weights[..., q, q - period + 1] holds "
-                                    "the weights on the induction targets; average them over the last dim.")
+                     lambda got, exp: tensor_problem(got, exp, "the output"), _INDUCTION_MISTAKES,
+                     fallback_hint="with q = torch.arange(period, T), weights[..., q, q - period + 1] holds "
+                                   "the weights on the induction targets; average them over the last dim.",
+                     which=cases)

@@ -44,32 +44,34 @@ _LAYER_NORM_MISTAKES = [
 ]
 
 
-def check_layer_norm(fn) -> bool:
+def check_layer_norm(fn, cases: str = "all") -> bool:
     """Check fn(x, gamma, beta, eps=1e-5) -> LayerNorm over the last dim, against F.layer_norm.
 
     x: (..., D); gamma, beta: (D,).
+    cases: "all", or the "visible" or "hidden" ones (variance near eps, eps=0.1) of a graded assignment.
     """
     g = case_generator(2)
     r = lambda *shape: torch.randn(*shape, generator=g)  # noqa: E731
 
-    def case(label, x, eps=None):
+    def case(label, x, eps=None, hidden=False):
         D = x.size(-1)
         args = (x, 1.0 + 0.5 * r(D), 0.5 * r(D))
-        return Case(label, args, {} if eps is None else {"eps": eps})
+        return Case(label, args, {} if eps is None else {"eps": eps}, hidden=hidden)
 
-    cases = [
+    all_cases = [
         case("x (4, 8)", r(4, 8)),
         case("x (2, 3, 16)", r(2, 3, 16)),
-        case("x (3, 8) * 1e-3: variance near eps", r(3, 8) * 1e-3),
+        case("x (3, 8) * 1e-3: variance near eps", r(3, 8) * 1e-3, hidden=True),
         case("x (3, 8) + 100: large mean", r(3, 8) + 100),
-        case("x (2, 6), eps=0.1", r(2, 6), eps=0.1),
+        case("x (2, 6), eps=0.1", r(2, 6), eps=0.1, hidden=True),
     ]
 
     def reference(x, gamma, beta, eps=1e-5):
         return F.layer_norm(x.double(), (x.size(-1),), gamma.double(), beta.double(), eps)
 
-    return run_cases("check_layer_norm", fn, cases, reference,
-                      lambda got, exp: tensor_problem(got, exp, atol=1e-4, rtol=1e-4), _LAYER_NORM_MISTAKES)
+    return run_cases("check_layer_norm", fn, all_cases, reference,
+                     lambda got, exp: tensor_problem(got, exp, atol=1e-4, rtol=1e-4), _LAYER_NORM_MISTAKES,
+                     which=cases)
 
 
 # ---------------------------------------------------------------------- residual sublayer (LN placement)
@@ -114,25 +116,26 @@ def _feed_forward_and_norm(D, g):
     return (lambda h: F.gelu(h @ w1 + b1) @ w2 + b2), (lambda h: F.layer_norm(h, (D,), gamma, beta))
 
 
-def check_residual_sublayer(fn) -> bool:
+def check_residual_sublayer(fn, cases: str = "all") -> bool:
     """Check fn(x, sublayer, norm, norm_first) -> x + sublayer(norm(x)) if norm_first (pre-LN), else
     norm(x + sublayer(x)) (post-LN).
 
     x: (B, T, D); sublayer (a feed-forward network) and norm (a LayerNorm with learned-looking gamma
     and beta) are callables (B, T, D) -> (B, T, D).
+    cases: "all", or the "visible" or "hidden" ones (inputs with mean 3) of a graded assignment.
     """
     g = case_generator(4)
-    cases = []
+    all_cases = []
     for label, shape, shift, norm_first in (("pre-LN, x (2, 3, 8)", (2, 3, 8), 0.0, True),
                                             ("post-LN, x (2, 3, 8)", (2, 3, 8), 0.0, False),
                                             ("pre-LN, x (1, 5, 16) with mean 3", (1, 5, 16), 3.0, True),
                                             ("post-LN, x (1, 5, 16) with mean 3", (1, 5, 16), 3.0, False)):
         x = torch.randn(*shape, generator=g) + shift
         sublayer, norm = _feed_forward_and_norm(shape[-1], g)
-        cases.append(Case(label, (x, sublayer, norm, norm_first)))
-    return run_cases("check_residual_sublayer", fn, cases, _sublayer_variant,
-                      lambda got, exp: tensor_problem(got, exp, atol=1e-4, rtol=1e-4), _SUBLAYER_MISTAKES,
-                      fallback_hint="pre-LN: x + sublayer(norm(x)); post-LN: norm(x + sublayer(x)).")
+        all_cases.append(Case(label, (x, sublayer, norm, norm_first), hidden=shift != 0.0))
+    return run_cases("check_residual_sublayer", fn, all_cases, _sublayer_variant,
+                     lambda got, exp: tensor_problem(got, exp, atol=1e-4, rtol=1e-4), _SUBLAYER_MISTAKES,
+                     fallback_hint="pre-LN: x + sublayer(norm(x)); post-LN: norm(x + sublayer(x)).", which=cases)
 
 
 # ------------------------------------------------------------------ teacher forcing: inputs and labels
@@ -200,19 +203,20 @@ _TEACHER_FORCING_MISTAKES = variant_mistakes(_teacher_forcing_variant, [
 ])
 
 
-def check_teacher_forcing_targets(fn) -> bool:
+def check_teacher_forcing_targets(fn, cases: str = "all") -> bool:
     """Check fn(targets, bos_id, eos_id, pad_id) -> (decoder_inputs, labels), integer tensors (B, T + 1).
 
     targets: a list of B lists of token ids without bos/eos; T is the longest length. decoder_inputs =
     [bos] + target and labels = target + [eos], right-padded with pad_id (labels may use -100 there).
+    cases: "all", or the "visible" or "hidden" ones (an empty target, other ids) of a graded assignment.
     """
-    cases = [
+    all_cases = [
         Case("one target [5, 6, 7]", ([[5, 6, 7]], 1, 2, 0)),
         Case("targets of lengths 4 and 2", ([[3, 4, 5, 6], [7, 8]], 1, 2, 0)),
-        Case("an empty target among others", ([[9, 9], [], [4]], 1, 2, 0)),
-        Case("other special ids: bos=10, eos=11, pad=12", ([[3, 5], [7, 8, 9]], 10, 11, 12)),
+        Case("an empty target among others", ([[9, 9], [], [4]], 1, 2, 0), hidden=True),
+        Case("other special ids: bos=10, eos=11, pad=12", ([[3, 5], [7, 8, 9]], 10, 11, 12), hidden=True),
     ]
-    return run_cases("check_teacher_forcing_targets", fn, cases, _teacher_forcing_variant,
-                      _teacher_forcing_problem, _TEACHER_FORCING_MISTAKES,
-                      fallback_hint="decoder_inputs = [bos] + target, labels = target + [eos], padded on the "
-                                    "right with pad_id; use the ids you are given.")
+    return run_cases("check_teacher_forcing_targets", fn, all_cases, _teacher_forcing_variant,
+                     _teacher_forcing_problem, _TEACHER_FORCING_MISTAKES,
+                     fallback_hint="decoder_inputs = [bos] + target, labels = target + [eos], padded on the "
+                                   "right with pad_id; use the ids you are given.", which=cases)

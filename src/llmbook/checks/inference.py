@@ -46,17 +46,20 @@ _KV_MISTAKES = [
 ]
 
 
-def check_kv_cache_bytes(fn) -> bool:
-    """Check fn(n_layers, n_heads, d_head, n_tokens, batch_size, bytes_per_value) -> bytes of a KV cache."""
-    cases = [
+def check_kv_cache_bytes(fn, cases: str = "all") -> bool:
+    """Check fn(n_layers, n_heads, d_head, n_tokens, batch_size, bytes_per_value) -> bytes of a KV cache.
+
+    cases: "all", or the "visible" or "hidden" ones (a batch of 3, int8) of a graded assignment."""
+    all_cases = [
         Case("3 layers, 6 heads, d_head 16, 10 tokens, batch 1, fp32", (3, 6, 16, 10, 1, 4)),
         Case("GPT-2 small: 12 layers, 12 heads, d_head 64, 1,024 tokens, batch 1, fp16", (12, 12, 64, 1024, 1, 2)),
-        Case("1 layer, 2 heads, d_head 8, 5 tokens, batch 3, fp32", (1, 2, 8, 5, 3, 4)),
+        Case("1 layer, 2 heads, d_head 8, 5 tokens, batch 3, fp32", (1, 2, 8, 5, 3, 4), hidden=True),
         Case("32 layers, 32 heads, d_head 128, 4,096 tokens, batch 8, fp16", (32, 32, 128, 4096, 8, 2)),
-        Case("1 layer, 1 head, d_head 4, 1 token, batch 1, int8", (1, 1, 4, 1, 1, 1)),
+        Case("1 layer, 1 head, d_head 4, 1 token, batch 1, int8", (1, 1, 4, 1, 1, 1), hidden=True),
     ]
-    return run_cases("check_kv_cache_bytes", fn, cases, _kv_bytes, _byte_count_problem, _KV_MISTAKES,
-                      fallback_hint="2 (K and V) x layers x heads x d_head x tokens x batch x bytes per value.")
+    return run_cases("check_kv_cache_bytes", fn, all_cases, _kv_bytes, _byte_count_problem, _KV_MISTAKES,
+                     fallback_hint="2 (K and V) x layers x heads x d_head x tokens x batch x bytes per value.",
+                     which=cases)
 
 
 # ---------------------------------------------------------------------------------- top-p filter
@@ -133,19 +136,21 @@ def _top_p_cases() -> list[Case]:
         Case("logits (6,), p=0.5 (only the top token)", (peaked, 0.5)),
         Case("logits (3, 10) random, p=0.8", (torch.randn(3, 10, generator=g) * 2, 0.8)),
         Case("logits (2, 27) random, p=0.95", (torch.randn(2, 27, generator=g) * 3, 0.95)),
-        Case("logits (4, 8) random, p=1.0 (keep everything)", (torch.randn(4, 8, generator=g), 1.0)),
-        Case("logits (5,), p=0.01 (the top token always stays)", (torch.tensor([1.0, 2.0, 0.5, -1.0, 1.5]), 0.01)),
+        Case("logits (4, 8) random, p=1.0 (keep everything)", (torch.randn(4, 8, generator=g), 1.0), hidden=True),
+        Case("logits (5,), p=0.01 (the top token always stays)", (torch.tensor([1.0, 2.0, 0.5, -1.0, 1.5]), 0.01),
+             hidden=True),
     ]
 
 
-def check_top_p_filter(fn) -> bool:
+def check_top_p_filter(fn, cases: str = "all") -> bool:
     """Check fn(logits (..., V), p) -> logits with every token outside the nucleus set to -inf.
 
     The nucleus is the smallest set of most likely tokens whose probabilities add up to at least p.
+    cases: "all", or the "visible" or "hidden" ones (p = 1.0, p = 0.01) of a graded assignment.
     """
     return run_cases("check_top_p_filter", fn, _top_p_cases(), top_p_filter, _filter_problem, _TOP_P_MISTAKES,
-                      fallback_hint="sort the logits, softmax, cumsum; drop a token where cumsum - prob >= p; "
-                                    "scatter the drop mask back and fill with -inf.")
+                     fallback_hint="sort the logits, softmax, cumsum; drop a token where cumsum - prob >= p; "
+                                   "scatter the drop mask back and fill with -inf.", which=cases)
 
 
 # ------------------------------------------------------------------------------ int8 quantisation
@@ -218,16 +223,19 @@ def _int8_cases() -> list[Case]:
     negative_peak = torch.tensor([[0.2, -1.0, 0.5, 0.3], [0.9, 0.1, -0.2, 0.4]])
     return [
         Case("w (2, 4) with a large negative weight", (negative_peak,)),
-        Case("w (4, 6), rows of very different size", (rows_of_different_size,)),
+        Case("w (4, 6), rows of very different size", (rows_of_different_size,), hidden=True),
         Case("w (8, 16) random", (torch.randn(8, 16, generator=g) * 0.02,)),
-        Case("w (3, 5) whose row 1 is all zeros", (with_zero_row,)),
+        Case("w (3, 5) whose row 1 is all zeros", (with_zero_row,), hidden=True),
         Case("w (64, 32) random", (torch.randn(64, 32, generator=g),)),
     ]
 
 
-def check_quantize_int8(fn) -> bool:
+def check_quantize_int8(fn, cases: str = "all") -> bool:
     """Check fn(w (out, in)) -> (q int8 (out, in), scale (out,)): symmetric per-row int8 quantisation,
-    scale = max|row| / 127, q = round(w / scale), so that w is approximately q * scale."""
+    scale = max|row| / 127, q = round(w / scale), so that w is approximately q * scale.
+
+    cases: "all", or the "visible" or "hidden" ones (rows of very different size, a row of zeros) of a
+    graded assignment."""
     return run_cases("check_quantize_int8", fn, _int8_cases(), _reference_int8, _int8_problem, _INT8_MISTAKES,
-                      fallback_hint="scale = w.abs().amax(dim=1) / 127; "
-                                    "q = torch.round(w / scale[:, None]).to(torch.int8).")
+                     fallback_hint="scale = w.abs().amax(dim=1) / 127; "
+                                   "q = torch.round(w / scale[:, None]).to(torch.int8).", which=cases)

@@ -10,7 +10,7 @@ import math
 import torch
 
 from ..train import TrainConfig, lr_at
-from ._core import Case, call_learner, case_generator, failed, passed, run_cases, shape_text
+from ._core import Case, call_learner, case_generator, run_cases, run_probes, shape_text
 
 # ----------------------------------------------------------------------------- MLM masking
 MLM_VOCAB, MLM_MASK_ID, MLM_SPECIALS = 100, 4, (0, 1, 2, 3)  # [PAD] [CLS] [SEP] [UNK], then [MASK]
@@ -113,37 +113,50 @@ def _mlm_rate_problems(ids, inputs, labels, special, p):
     return None
 
 
-def check_mlm_mask(fn) -> bool:
+def _mlm_rules(fn, ids, special, p, seed):
+    """(problem, hint) for the first of BERT's rules that fn breaks at this p, or None."""
+    ok, result = _mlm_call(fn, ids, p, seed, global_seed=10)
+    if not ok:
+        return result, None
+    inputs, labels = (t.detach().cpu() for t in result)
+    return _mlm_label_problems(ids, inputs, labels, special) or _mlm_rate_problems(ids, inputs, labels, special, p)
+
+
+def _mlm_same_seed(fn, ids, special, p, seed):
+    """(problem, hint) if two calls with the same generator seed differ (the global RNG differs), or None."""
+    results = []
+    for global_seed in (11, 12):
+        ok, result = _mlm_call(fn, ids, p, seed, global_seed)
+        if not ok:
+            return result, None
+        results.append(result)
+    (inputs_a, labels_a), (inputs_b, labels_b) = results
+    if torch.equal(inputs_a, inputs_b) and torch.equal(labels_a, labels_b):
+        return None
+    return ("the two results differ", "use the generator argument for every random draw (torch.rand(..., "
+            "generator=generator)), so that a seed reproduces the masking.")
+
+
+def check_mlm_mask(fn, cases: str = "all") -> bool:
     """Check fn(ids, vocab_size, mask_id, special_ids, p, generator) -> (inputs, labels), BERT's rule.
 
     Statistical: on a batch of ~180,000 ordinary tokens, p = 15% ± 0.5% of them are selected
     (label = original id, -100 elsewhere), 80/10/10 ± 1% of those become mask_id / a random id /
     stay; specials are never selected; ids is not modified; the generator makes it reproducible.
+    cases: "all", or the "visible" or "hidden" ones (p = 0.3, the same seed twice) of a graded assignment.
     """
-    name = "check_mlm_mask"
     ids = _mlm_batch()
     special = torch.zeros_like(ids, dtype=torch.bool)
     for s in MLM_SPECIALS:
         special |= ids == s
-    for number, (p, seed) in enumerate(((0.15, 0), (0.3, 1)), start=1):
-        where = f"case {number} (ids {shape_text(ids)}, vocab_size={MLM_VOCAB}, mask_id={MLM_MASK_ID}, " \
-                f"special_ids={list(MLM_SPECIALS)}, p={p})"
-        ok, result = _mlm_call(fn, ids, p, seed, global_seed=10)
-        if not ok:
-            return failed(name, where, result)
-        inputs, labels = (t.detach().cpu() for t in result)
-        found = _mlm_label_problems(ids, inputs, labels, special) or \
-            _mlm_rate_problems(ids, inputs, labels, special, p)
-        if found:
-            return failed(name, where, *found)
-    # the same generator seed must give the same answer, whatever the global RNG does
-    ok_a, first = _mlm_call(fn, ids, 0.15, seed=7, global_seed=11)
-    ok_b, second = _mlm_call(fn, ids, 0.15, seed=7, global_seed=12)
-    if ok_a and ok_b and not (torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])):
-        return failed(name, "case 3 (the same generator seed twice)", "the two results differ",
-                     "use the generator argument for every random draw (torch.rand(..., generator=generator)), "
-                     "so that a seed reproduces the masking.")
-    return passed(name, 3)
+    batch = f"ids {shape_text(ids)}, vocab_size={MLM_VOCAB}, mask_id={MLM_MASK_ID}, special_ids={list(MLM_SPECIALS)}"
+    all_cases = [  # each case holds the test it runs and that test's (p, generator seed)
+        Case(f"{batch}, p=0.15", (_mlm_rules, 0.15, 0)),
+        Case(f"{batch}, p=0.3", (_mlm_rules, 0.3, 1), hidden=True),
+        Case("the same generator seed twice", (_mlm_same_seed, 0.15, 7), hidden=True),
+    ]
+    return run_probes("check_mlm_mask", all_cases, lambda case: case.args[0](fn, ids, special, *case.args[1:]),
+                      cases)
 
 
 # ------------------------------------------------------------------ warm-up + cosine learning rate
@@ -213,26 +226,29 @@ _LR_MISTAKES = [
 ]
 
 
-def check_lr_schedule(fn) -> bool:
+def check_lr_schedule(fn, cases: str = "all") -> bool:
     """Check fn(step, peak_lr, warmup_steps, total_steps, min_lr_ratio) -> learning rate (a float).
 
     The schedule of llmbook.train.lr_at: a linear warm-up peak_lr * (step + 1) / (warmup_steps + 1) for
     step < warmup_steps, then a half cosine from peak_lr down to min_lr_ratio * peak_lr at step
     total_steps, and min_lr_ratio * peak_lr from there on. Every step 0 .. total_steps + 4 is compared.
+    cases: "all", or the "visible" or "hidden" ones (no warm-up, a run that is all warm-up) of a graded
+    assignment.
     """
     settings = [(1e-3, 10, 100, 0.1), (6e-3, 30, 300, 0.1), (3e-4, 0, 50, 0.1), (1.0, 5, 20, 0.0),
                 (2e-3, 8, 8, 0.5)]
-    cases = [Case(f"peak_lr={lr:g}, warmup_steps={w}, total_steps={n}, min_lr_ratio={r:g}", (lr, w, n, r))
-             for lr, w, n, r in settings]
+    all_cases = [Case(f"peak_lr={lr:g}, warmup_steps={w}, total_steps={n}, min_lr_ratio={r:g}", (lr, w, n, r),
+                      hidden=w in (0, n)) for lr, w, n, r in settings]
 
     def run(curve_fn):
         return lambda *args: _lr_curve(curve_fn, *args)
 
     mistakes = [(hint, run(lambda step, *a, kind=kind: _lr_variant(step, *a, kind=kind)))
                 for hint, kind in _LR_MISTAKES]
-    return run_cases("check_lr_schedule", run(fn), cases, _reference_lr, _lr_problem, mistakes,
-                      fallback_hint="compare with llmbook.train.lr_at(step, TrainConfig(steps=total_steps, "
-                                    "lr=peak_lr, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio)).")
+    return run_cases("check_lr_schedule", run(fn), all_cases, _reference_lr, _lr_problem, mistakes,
+                     fallback_hint="compare with llmbook.train.lr_at(step, TrainConfig(steps=total_steps, "
+                                   "lr=peak_lr, warmup_steps=warmup_steps, min_lr_ratio=min_lr_ratio)).",
+                     which=cases)
 
 
 # ------------------------------------------------------------------------- next-sentence pairs
@@ -318,32 +334,62 @@ def _nsp_problems(pairs, documents):
     return None
 
 
-def check_nsp_pairs(fn) -> bool:
+def _nsp_rules(fn, documents):
+    """(problem, hint) for the first rule that 4,000 pairs from seed 0 break, or None."""
+    ok, pairs = _nsp_call(fn, documents, 4000, 0)
+    return _nsp_problems(pairs, documents) if ok else (pairs, None)
+
+
+def _nsp_seeds(fn, documents, seeds):
+    """(True, [pairs for each seed]) or (False, (problem, None)) for the first call that goes wrong."""
+    results = []
+    for seed in seeds:
+        ok, pairs = _nsp_call(fn, documents, 4000, seed)
+        if not ok:
+            return False, (pairs, None)
+        results.append(pairs)
+    return True, results
+
+
+def _nsp_same_seed(fn, documents):
+    ok, results = _nsp_seeds(fn, documents, (0, 0))
+    if not ok:
+        return results
+    if results[0] != results[1]:
+        return ("the two lists differ",
+                "draw every random choice from random.Random(seed), so that a seed reproduces the pairs.")
+    return None
+
+
+def _nsp_other_seed(fn, documents):
+    ok, results = _nsp_seeds(fn, documents, (0, 1))
+    if not ok:
+        return results
+    if results[0] == results[1]:
+        return ("the pairs are the same for both seeds",
+                "use the seed argument (random.Random(seed)) instead of a fixed seed.")
+    return None
+
+
+def _nsp_few_documents(fn, documents):
+    ok, pairs = _nsp_call(fn, documents[:3], 7, 5)
+    return None if ok else (pairs, None)
+
+
+def check_nsp_pairs(fn, cases: str = "all") -> bool:
     """Check fn(documents, n, seed) -> n triples (sentence_a, sentence_b, label), BERT's NSP pairs.
 
     documents is a list of documents, each a list of sentences. Label 0 (IsNext, half of the pairs):
     B is the sentence right after A in the same document. Label 1 (NotNext): B comes from another
     document. The same seed gives the same pairs. Checked on 4,000 pairs from twenty documents whose
     sentences name their document and position.
+    cases: "all", or the "visible" or "hidden" ones (the seeds, three documents) of a graded assignment.
     """
-    name = "check_nsp_pairs"
     documents = _nsp_documents()
-    where = "case 1 (20 documents of 1 to 8 sentences, n=4000, seed=0)"
-    ok, pairs = _nsp_call(fn, documents, 4000, 0)
-    if not ok:
-        return failed(name, where, pairs)
-    found = _nsp_problems(pairs, documents)
-    if found:
-        return failed(name, where, *found)
-    ok_again, again = _nsp_call(fn, documents, 4000, 0)
-    if ok_again and again != pairs:
-        return failed(name, "case 2 (the same seed twice)", "the two lists differ",
-                     "draw every random choice from random.Random(seed), so that a seed reproduces the pairs.")
-    ok_other, other = _nsp_call(fn, documents, 4000, 1)
-    if ok_other and other == pairs:
-        return failed(name, "case 3 (seed=1 after seed=0)", "the pairs are the same for both seeds",
-                     "use the seed argument (random.Random(seed)) instead of a fixed seed.")
-    ok_small, small = _nsp_call(fn, documents[:3], 7, 5)
-    if not ok_small:
-        return failed(name, "case 4 (3 documents, n=7, seed=5)", small)
-    return passed(name, 4)
+    all_cases = [  # each case holds the test it runs
+        Case("20 documents of 1 to 8 sentences, n=4000, seed=0", (_nsp_rules,)),
+        Case("the same seed twice", (_nsp_same_seed,), hidden=True),
+        Case("seed=1 after seed=0", (_nsp_other_seed,), hidden=True),
+        Case("3 documents, n=7, seed=5", (_nsp_few_documents,), hidden=True),
+    ]
+    return run_probes("check_nsp_pairs", all_cases, lambda case: case.args[0](fn, documents), cases)

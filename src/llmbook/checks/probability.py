@@ -37,22 +37,24 @@ _SOFTMAX_MISTAKES = [
 ]
 
 
-def check_softmax(fn) -> bool:
-    """Check fn(x, dim=-1) -> softmax of x along dim, numerically stable for large inputs."""
+def check_softmax(fn, cases: str = "all") -> bool:
+    """Check fn(x, dim=-1) -> softmax of x along dim, numerically stable for large inputs.
+
+    cases: "all", or the "visible" or "hidden" ones (the large inputs) of a graded assignment."""
     g = case_generator(1)
     square = torch.randn(3, 3, generator=g)
-    cases = [
+    all_cases = [
         Case("x (5,), default dim", (torch.randn(5, generator=g),)),
         Case("x (3, 3), dim=-1", (square, -1)),
         Case("x (3, 4), dim=-1", (torch.randn(3, 4, generator=g), -1)),
         Case("x (3, 4), dim=0", (torch.randn(3, 4, generator=g), 0)),
         Case("x (2, 3, 4), dim=1", (torch.randn(2, 3, 4, generator=g), 1)),
-        Case("x = [1000, 1001, 1002]: large inputs", (torch.tensor([1000.0, 1001.0, 1002.0]), -1)),
+        Case("x = [1000, 1001, 1002]: large inputs", (torch.tensor([1000.0, 1001.0, 1002.0]), -1), hidden=True),
         Case("x = [[1000, 1001], [0, 1]]: rows on different scales",
-             (torch.tensor([[1000.0, 1001.0], [0.0, 1.0]]), -1)),
+             (torch.tensor([[1000.0, 1001.0], [0.0, 1.0]]), -1), hidden=True),
     ]
-    return run_cases("check_softmax", fn, cases, lambda x, dim=-1: torch.softmax(x.double(), dim=dim),
-                      tensor_problem, _SOFTMAX_MISTAKES)
+    return run_cases("check_softmax", fn, all_cases, lambda x, dim=-1: torch.softmax(x.double(), dim=dim),
+                     tensor_problem, _SOFTMAX_MISTAKES, which=cases)
 
 
 # ------------------------------------------------------------------------------ cross-entropy
@@ -75,22 +77,25 @@ _CROSS_ENTROPY_MISTAKES = [
 ]
 
 
-def check_cross_entropy(fn) -> bool:
-    """Check fn(logits (N, V), targets (N,)) -> the mean cross-entropy, a single number."""
+def check_cross_entropy(fn, cases: str = "all") -> bool:
+    """Check fn(logits (N, V), targets (N,)) -> the mean cross-entropy, a single number.
+
+    cases: "all", or the "visible" or "hidden" ones (one position, large logits) of a graded assignment."""
     g = case_generator(3)
 
-    def case(label, N, V, scale=1.0):
-        return Case(label, (torch.randn(N, V, generator=g) * scale, torch.randint(V, (N,), generator=g)))
+    def case(label, N, V, scale=1.0, hidden=False):
+        return Case(label, (torch.randn(N, V, generator=g) * scale, torch.randint(V, (N,), generator=g)),
+                    hidden=hidden)
 
-    cases = [
+    all_cases = [
         case("logits (4, 5)", 4, 5),
-        case("logits (1, 3): a single position", 1, 3),
+        case("logits (1, 3): a single position", 1, 3, hidden=True),
         case("logits (16, 100)", 16, 100),
         case("logits (6, 2): two classes", 6, 2),
-        case("logits (8, 10) * 1000: large logits", 8, 10, scale=1000.0),
+        case("logits (8, 10) * 1000: large logits", 8, 10, scale=1000.0, hidden=True),
     ]
-    return run_cases("check_cross_entropy", fn, cases, lambda logits, t: F.cross_entropy(logits.double(), t),
-                      scalar_problem, _CROSS_ENTROPY_MISTAKES)
+    return run_cases("check_cross_entropy", fn, all_cases, lambda logits, t: F.cross_entropy(logits.double(), t),
+                     scalar_problem, _CROSS_ENTROPY_MISTAKES, which=cases)
 
 
 # ---------------------------------------------------------------------------------- perplexity
@@ -108,17 +113,20 @@ _PERPLEXITY_MISTAKES = [
 ]
 
 
-def check_perplexity(fn) -> bool:
+def check_perplexity(fn, cases: str = "all") -> bool:
     """Check fn(log_probs (N,)) -> exp(-mean(log_probs)): log_probs are the natural-log
-    probabilities the model gave each target token."""
+    probabilities the model gave each target token.
+
+    cases: "all", or the "visible" or "hidden" ones (one token, float64) of a graded assignment."""
     g = case_generator(4)
     random_lp = torch.log_softmax(torch.randn(12, 7, generator=g), -1)[:, 0]  # (12,) each <= 0
-    cases = [
+    all_cases = [
         Case("log_probs = log(1/10) * 5: uniform over 10 tokens (perplexity 10)", (torch.full((5,), math.log(0.1)),)),
         Case("log_probs (12,)", (random_lp,)),
-        Case("log_probs (1,): one token", (torch.tensor([-2.0]),)),
+        Case("log_probs (1,): one token", (torch.tensor([-2.0]),), hidden=True),
         Case("log_probs = [0, 0, 0]: certain predictions (perplexity 1)", (torch.zeros(3),)),
-        Case("log_probs (4,) in float64", (torch.tensor([-0.1, -3.0, -0.5, -1.25], dtype=torch.float64),)),
+        Case("log_probs (4,) in float64", (torch.tensor([-0.1, -3.0, -0.5, -1.25], dtype=torch.float64),),
+             hidden=True),
     ]
-    return run_cases("check_perplexity", fn, cases, lambda lp: torch.exp(-lp.double().mean()),
-                      scalar_problem, _PERPLEXITY_MISTAKES)
+    return run_cases("check_perplexity", fn, all_cases, lambda lp: torch.exp(-lp.double().mean()),
+                     scalar_problem, _PERPLEXITY_MISTAKES, which=cases)

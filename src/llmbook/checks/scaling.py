@@ -67,19 +67,23 @@ def _fp8_cases() -> list[Case]:
         Case("x = [0.01, 0.004, -0.003, 0.0007, 1e-5]: subnormals and underflow",
              (torch.tensor([0.01, 0.004, -0.003, 0.0007, 1e-5]),)),
         Case("x = [300.0, 448.0, 460.0, 1000.0, -5000.0]: the top of the range",
-             (torch.tensor([300.0, 448.0, 460.0, 1000.0, -5000.0]),)),
-        Case("x = exact halfway points " + str([round(v, 6) for v in ties.tolist()]), (ties,)),
+             (torch.tensor([300.0, 448.0, 460.0, 1000.0, -5000.0]),), hidden=True),
+        Case("x = exact halfway points " + str([round(v, 6) for v in ties.tolist()]), (ties,), hidden=True),
         Case("x (200,) spread over 2^-12 ... 2^10", ((torch.rand(200, generator=g) - 0.5).sign()
                                                       * torch.exp2(torch.rand(200, generator=g) * 22 - 12),)),
     ]
 
 
-def check_fp8_round(fn) -> bool:
+def check_fp8_round(fn, cases: str = "all") -> bool:
     """Check fn(x) -> x rounded to the nearest fp8-e4m3 value (ties to even, saturating at +-448),
-    same shape, as a float tensor."""
+    same shape, as a float tensor.
+
+    cases: "all", or the "visible" or "hidden" ones (the top of the range, exact ties) of a graded
+    assignment."""
     return run_cases("check_fp8_round", fn, _fp8_cases(), lambda x: round_to(x, "fp8_e4m3"),
-                      lambda got, exp: tensor_problem(got, exp, "the rounded tensor", atol=0.0, rtol=1e-6),
-                      _FP8_MISTAKES, fallback_hint="compare with x.clamp(-448, 448).to(torch.float8_e4m3fn).float().")
+                     lambda got, exp: tensor_problem(got, exp, "the rounded tensor", atol=0.0, rtol=1e-6),
+                     _FP8_MISTAKES, fallback_hint="compare with x.clamp(-448, 448).to(torch.float8_e4m3fn).float().",
+                     which=cases)
 
 
 # ---------------------------------------------------------------------------- power-law fit
@@ -117,18 +121,21 @@ def _power_law_cases() -> list[Case]:
              (torch.tensor([1.0, 4.0, 16.0, 64.0]), torch.tensor([5.0, 2.5, 1.25, 0.625]))),
         Case("x = model sizes 1e3..1e6, y = 40 x^(-0.3) with 5% noise", (x, noisy)),
         Case("python lists, y = 2 x^(-0.076)",
-             ([1e6, 1e7, 1e8, 1e9], [2.0 * v ** -0.076 for v in (1e6, 1e7, 1e8, 1e9)])),
+             ([1e6, 1e7, 1e8, 1e9], [2.0 * v ** -0.076 for v in (1e6, 1e7, 1e8, 1e9)]), hidden=True),
         Case("a rising curve y = 0.5 x^(0.25) (alpha = -0.25)",
-             ([1.0, 2.0, 5.0, 10.0, 100.0], [0.5 * v ** 0.25 for v in (1.0, 2.0, 5.0, 10.0, 100.0)])),
+             ([1.0, 2.0, 5.0, 10.0, 100.0], [0.5 * v ** 0.25 for v in (1.0, 2.0, 5.0, 10.0, 100.0)]), hidden=True),
     ]
 
 
-def check_power_law_fit(fn) -> bool:
-    """Check fn(x, y) -> (a, alpha) with y ~ a * x^(-alpha), least squares of log y on log x."""
+def check_power_law_fit(fn, cases: str = "all") -> bool:
+    """Check fn(x, y) -> (a, alpha) with y ~ a * x^(-alpha), least squares of log y on log x.
+
+    cases: "all", or the "visible" or "hidden" ones (python lists, a rising curve) of a graded assignment."""
     return run_cases("check_power_law_fit", fn, _power_law_cases(), fit_power_law,
-                      lambda got, exp: pair_problem(got, exp, ("a", "alpha"), rel_tol=1e-3, abs_tol=1e-6),
-                      _POWER_LAW_MISTAKES,
-                      fallback_hint="fit a straight line to (log x, log y); alpha = -slope, a = exp(intercept).")
+                     lambda got, exp: pair_problem(got, exp, ("a", "alpha"), rel_tol=1e-3, abs_tol=1e-6),
+                     _POWER_LAW_MISTAKES,
+                     fallback_hint="fit a straight line to (log x, log y); alpha = -slope, a = exp(intercept).",
+                     which=cases)
 
 
 # ------------------------------------------------------------------------- compute-optimal split
@@ -149,17 +156,19 @@ def _with_default_ratio(wrong):
     return lambda C, tokens_per_param=20.0: wrong(C, tokens_per_param)
 
 
-def check_compute_optimal(fn) -> bool:
+def check_compute_optimal(fn, cases: str = "all") -> bool:
     """Check fn(C, tokens_per_param=20) -> (N, D): the parameters and tokens that spend C = 6 N D FLOPs
-    with D = tokens_per_param * N."""
-    cases = [
+    with D = tokens_per_param * N.
+
+    cases: "all", or the "visible" or "hidden" ones (other tokens_per_param) of a graded assignment."""
+    all_cases = [
         Case("C = 6e18 FLOPs", (6e18,)),
         Case("C = 5.76e23 FLOPs (Chinchilla's budget)", (5.76e23,)),
-        Case("C = 1e15, tokens_per_param=10", (1e15, 10.0)),
-        Case("C = 3.15e23, tokens_per_param=1.7 (GPT-3's ratio)", (3.15e23,), {"tokens_per_param": 1.7}),
+        Case("C = 1e15, tokens_per_param=10", (1e15, 10.0), hidden=True),
+        Case("C = 3.15e23, tokens_per_param=1.7 (GPT-3's ratio)", (3.15e23,), {"tokens_per_param": 1.7}, hidden=True),
     ]
-    return run_cases("check_compute_optimal", fn, cases,
-                      lambda C, tokens_per_param=20.0: compute_optimal(C, tokens_per_param),
-                      lambda got, exp: pair_problem(got, exp, ("N", "D"), rel_tol=1e-4),
-                      [(hint, _with_default_ratio(wrong)) for hint, wrong in _COMPUTE_MISTAKES],
-                      fallback_hint="solve 6 N D = C together with D = tokens_per_param * N.")
+    return run_cases("check_compute_optimal", fn, all_cases,
+                     lambda C, tokens_per_param=20.0: compute_optimal(C, tokens_per_param),
+                     lambda got, exp: pair_problem(got, exp, ("N", "D"), rel_tol=1e-4),
+                     [(hint, _with_default_ratio(wrong)) for hint, wrong in _COMPUTE_MISTAKES],
+                     fallback_hint="solve 6 N D = C together with D = tokens_per_param * N.", which=cases)

@@ -25,8 +25,8 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(PIP) install --quiet --no-deps -e .
 	touch $@
 
-# The JavaScript the website serves itself (MathJax 3, require.js, the ipywidgets embed manager,
-# d3 + jQuery for bertviz), from the npm registry at the versions pinned in package-lock.json,
+# The JavaScript the website serves itself (MathJax 3, require.js, the ipywidgets embed manager),
+# from the npm registry at the versions pinned in package-lock.json,
 # copied to _build/web_assets/site/vendor/ (html_extra_path puts it at _build/html/vendor/).
 book-assets: $(STAMP)
 	$(PY) tools/fetch_web_assets.py

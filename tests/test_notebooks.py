@@ -102,6 +102,28 @@ def test_instructor_guide_covers_every_exercise():
                     f"book/instructor_guide.md does not list {label} ({path.name})"
 
 
+# Every notebook under chapters/ and book/, as a classroom would open it.
+ALL_NOTEBOOKS = sorted(p for folder in ("chapters", "book") for p in (ROOT / folder).rglob("*.ipynb")
+                       if ".ipynb_checkpoints" not in p.parts)
+CDN_HOSTS = re.compile(r"cdnjs\.cloudflare\.com|cdn\.jsdelivr\.net|unpkg\.com|ajax\.googleapis\.com|code\.jquery\.com")
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=_ids(ALL_NOTEBOOKS))
+def test_outputs_load_nothing_from_the_network(path):
+    """A saved output must show offline (a classroom's JupyterLab, the offline bundle): none loads a
+    script, style sheet, frame or image from another host, sets a require.js path to one, or names a CDN."""
+    web_assets = _load_tool("fetch_web_assets")
+    found = []
+    for i, cell in enumerate(_code_cells(_read(path))):
+        for output in cell.get("outputs", []):
+            for mime, data in output.get("data", {}).items():
+                if isinstance(data, str) and (mime.startswith("text/") or mime in ("application/javascript",
+                                                                                   "image/svg+xml")):
+                    hits = web_assets.remote_loads(data) + CDN_HOSTS.findall(data)
+                    found += [f"code cell {i}, {mime}: {hit[:100]}" for hit in hits]
+    assert not found, f"{path.name}: outputs that need the network:\n  " + "\n  ".join(found)
+
+
 # ------------------------------------------------------------------------------ student edition
 student = _load_tool("make_student_edition")
 

@@ -104,6 +104,14 @@ def test_pretrained_models_and_tokenizers_travel_with_the_installed_package(fres
     assert (int(parameters), int(vocab_size)) == (card["parameters"], card["config"]["vocab_size"])
 
 
+def test_bertviz_scripts_travel_with_the_installed_package(fresh_python, tmp_path):
+    """A bertviz view inlines d3 and jQuery from the installed package's viz/static/ folder."""
+    code = ("import json, torch\nfrom llmbook import viz\n"
+            "html = viz.head_view([torch.full((1, 1, 2, 2), 0.5)], ['a', 'b'], html_action='return').data\n"
+            "print(json.dumps([html.count('d3js.org v5.7.0'), html.count('jQuery v3.7.1'), 'cdnjs' in html]))")
+    assert json.loads(run(fresh_python, "-c", code, cwd=tmp_path)) == [1, 1, False]
+
+
 def test_a_chapter_runs_its_first_cells_in_the_fresh_environment(fresh_python, tmp_path):
     """The install cell finds the installed package and does nothing; the imports and the first
     computations of chapter 3 then run, and a checker works, all outside the repository."""

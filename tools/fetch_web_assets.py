@@ -13,24 +13,21 @@ Two jobs, one file, so the list of vendored files and the addresses that point a
 
    ==========================================  =============================================
    vendor/mathjax/                              MathJax 3 (``mathjax_path``)
-   vendor/requirejs/require.js                  require.js (ipywidgets embed, bertviz)
+   vendor/requirejs/require.js                  require.js (ipywidgets embed)
    vendor/jupyter-widgets/html-manager/         ipywidgets 8 HTML embed manager (``nb_ipywidgets_js``)
-   vendor/d3/d3.min.js, vendor/jquery/...       what bertviz's views load through require.js
    ==========================================  =============================================
+
+   bertviz's views need nothing from here: llmbook.viz inlines their d3 and jQuery into each output
+   (src/llmbook/viz/bertviz_html.py), so they also draw in a JupyterLab with no network.
 
    The files are not under ``_static/``: Jupyter Book adds every ``.js`` found in a ``_static``
    folder at the book root to every page, which would load hundreds of MathJax modules in the
    wrong order.
 
-2. Loaded as a Sphinx extension (``_config.yml``: ``sphinx: local_extensions``), it rewrites the
-   CDN addresses that bertviz writes into a cell's output (``<script src=".../require.min.js">`` and
-   ``require.config({paths: {d3: ..., jquery: ...}})``) to the local copies, relative to the page.
-   The "Open in Colab" badge image is pointed at a copy in ``_static/`` (``IMAGE_TO_LOCAL``). Any
-   other remote image, or remote script, stylesheet or frame left in an output, is reported as a
-   warning, which ``jupyter-book build -W`` turns into an error: the site must not depend on a CDN.
-
-   Rewriting the rendered output (not the notebook) keeps the notebooks unchanged, so on Colab and
-   in JupyterLab bertviz still loads its libraries the way it was written to.
+2. Loaded as a Sphinx extension (``_config.yml``: ``sphinx: local_extensions``), it points the
+   "Open in Colab" badge image at a copy in ``_static/`` (``IMAGE_TO_LOCAL``). Any other remote
+   image, or any remote script, stylesheet, frame or require.js path in a cell's output, is reported
+   as a warning, which ``jupyter-book build -W`` turns into an error: the site must not depend on a CDN.
 
    It also removes the duplicate inline scripts that Sphinx 7.4 writes for sphinx-thebe and
    sphinx-togglebutton (see ``_drop_duplicate_scripts``).
@@ -64,26 +61,12 @@ COPIES = [
     ("@jupyter-widgets/html-manager", "dist/*.ttf", "jupyter-widgets/html-manager"),
     ("@jupyter-widgets/html-manager", "dist/*.eot", "jupyter-widgets/html-manager"),
     ("@jupyter-widgets/html-manager", "dist/*.svg", "jupyter-widgets/html-manager"),
-    ("d3", "dist/d3.min.js", "d3"),
-    ("jquery", "dist/jquery.min.js", "jquery"),
 ]
 # MathJax files the site never loads: other combined builds, and latest.js (it fetches from a CDN).
 MATHJAX_SKIP = (
     "latest.js", "node-main.js", "mml-chtml.js", "mml-svg.js", "tex-svg.js", "tex-svg-full.js",
     "tex-mml-svg.js", "tex-chtml-full.js", "tex-chtml-full-speech.js", "*.map",
 )
-
-# CDN address in a cell output -> file under vendor/. A trailing ".js" in the output is kept, so the
-# same rule serves <script src="....js"> and require.js paths (which are written without ".js").
-CDN_TO_LOCAL = [
-    # bertviz head_view / model_view / neuron_view (bertviz 1.4): require.js 2.3.6, d3 5.7.0, jQuery 2.0.0
-    (re.compile(r"https://cdnjs\.cloudflare\.com/ajax/libs/require\.js/[0-9.]+/require(?:\.min)?(?=\.js)"),
-     "requirejs/require"),
-    (re.compile(r"https://cdnjs\.cloudflare\.com/ajax/libs/d3/5\.[0-9.]+/d3(?:\.min)?(?=\.js|['\"])"),
-     "d3/d3.min"),
-    (re.compile(r"https://cdnjs\.cloudflare\.com/ajax/libs/jquery/[23]\.[0-9.]+/jquery(?:\.min)?(?=\.js|['\"])"),
-     "jquery/jquery.min"),
-]
 
 # Remote images in the book's Markdown -> file in the site's _static/ (from book/_static/).
 # The "Open in Colab" badge at the top of each chapter works on GitHub and Colab as it is;
@@ -92,7 +75,7 @@ IMAGE_TO_LOCAL = {
     "https://colab.research.google.com/assets/colab-badge.svg": "colab-badge.svg",
 }
 
-# What still loads something from elsewhere once the rules above have run.
+# What an output would load from elsewhere.
 REMOTE_LOAD = re.compile(
     r"""<(?:script|img|iframe|embed|source|audio|video)\b[^>]*?\bsrc\s*=\s*["']?(?:https?:)?//[^"'\s>]+"""
     r"""|<link\b[^>]*?\bhref\s*=\s*["']?(?:https?:)?//[^"'\s>]+"""
@@ -101,13 +84,6 @@ REMOTE_LOAD = re.compile(
 )
 REQUIRE_CONFIG = re.compile(r"require(?:js)?\.config\s*\((.*?)\)\s*;?", re.DOTALL)
 URL = re.compile(r"""["'](?:https?:)?//[^"']+["']""")
-
-
-def rewrite_cdn_urls(html: str, prefix: str) -> str:
-    """Point the CDN addresses listed in CDN_TO_LOCAL at ``prefix + "vendor/..."``."""
-    for pattern, local in CDN_TO_LOCAL:
-        html = pattern.sub(f"{prefix}{VENDOR}/{local}", html)
-    return html
 
 
 def remote_loads(html: str) -> list[str]:
@@ -222,17 +198,13 @@ def _rewrite_outputs(app, doctree, docname: str) -> None:
                 "put the file in the repository (or add it to IMAGE_TO_LOCAL in tools/fetch_web_assets.py)",
                 location=image, type="llmbook", subtype="remote_asset",
             )
-    for node in list(doctree.findall(nodes.raw)):
+    for node in doctree.findall(nodes.raw):
         if "html" not in node.get("format", "").split():
             continue
-        old = node.astext()
-        new = rewrite_cdn_urls(old, prefix)
-        if new != old:
-            node.replace_self(nodes.raw(new, new, format=node["format"]))
-        for remote in remote_loads(new):
+        for remote in remote_loads(node.astext()):
             logger.warning(
                 f"an output loads {remote[:120]!r} from the network; the website must work offline: "
-                "vendor it (package.json + CDN_TO_LOCAL in tools/fetch_web_assets.py) or drop it",
+                "ship the file with the output (as llmbook.viz does for bertviz) or drop it",
                 location=node, type="llmbook", subtype="remote_asset",
             )
 

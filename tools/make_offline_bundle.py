@@ -38,8 +38,9 @@ Read the book
       python3 -m http.server --directory website 8000      ->  http://localhost:8000/
 
 Run the notebooks
-  You need Python 3.10 or newer with PyTorch, matplotlib, ipywidgets and JupyterLab installed
-  (a classroom can install them once from a local package mirror). Then, in this folder:
+  You need Python 3.10 or newer with PyTorch, matplotlib, ipywidgets, bertviz (the attention views
+  of chapters 3 to 5) and JupyterLab installed (a classroom can install them once from a local
+  package mirror). Then, in this folder:
       python3 -m pip install --no-deps {wheel}
       python3 -m jupyter lab notebooks/        (the book, with solutions)
       python3 -m jupyter lab student/          (exercises open: each stub raises NotImplementedError)

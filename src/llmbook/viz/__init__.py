@@ -3,7 +3,8 @@ explorer, a next-token explorer for decoding settings, value histograms against 
 adapters that hand our attention tensors to bertviz.
 
 The modules, one job each: `labels` (tokens as plot labels), `images` (figures as PNG and <img>),
-`attention`, `loss`, `next_token`, `number_formats` and `bertviz_views`. Every public name is
+`attention`, `loss`, `next_token`, `number_formats`, `bertviz_views` and `bertviz_html` (bertviz's
+views made to draw offline, with the scripts in `static/`). Every public name is
 importable from `llmbook.viz` itself.
 
 matplotlib, ipywidgets and bertviz are imported inside the functions that use them, so that

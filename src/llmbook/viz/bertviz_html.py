@@ -11,6 +11,8 @@ module into local variables, and a local ``requirejs`` that hands them to bertvi
 is added to the page's globals, so a page that has its own require.js (the website) or its own
 jQuery is unaffected, and the same output works in JupyterLab, Notebook, VS Code, Colab and the
 website.
+
+Used in chapters 3, Attention, step by step; 4, Encoder and decoder; and 5, Pretraining.
 """
 from __future__ import annotations
 

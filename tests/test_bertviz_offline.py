@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -282,22 +283,29 @@ def test_views_draw_in_a_live_offline_jupyterlab(lab):
         left.append(route.request.url)
         route.abort("blockedbyclient")
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
-            context.set_default_timeout(TIMEOUT_MS)
-            context.route(lambda url: not _stays_on_this_machine(url), block_remote)
-            page = context.new_page()
-            page.on("websocket", lambda socket: sockets.append(socket.url))
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.goto(lab, wait_until="load")
-            page.evaluate(RUN_ALL)  # returns once every cell has run
-            drawn = _drawn_within(page, DRAW_TIMEOUT_MS)
-            views = page.evaluate(VIEWS)
-            outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
-        finally:
-            browser.close()
+    def visit():
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=_chromium(), headless=True, args=CHROMIUM_ARGS)
+            try:
+                context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
+                context.set_default_timeout(TIMEOUT_MS)
+                context.route(lambda url: not _stays_on_this_machine(url), block_remote)
+                page = context.new_page()
+                page.on("websocket", lambda socket: sockets.append(socket.url))
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                page.goto(lab, wait_until="load")
+                page.evaluate(RUN_ALL)  # returns once every cell has run
+                drawn = _drawn_within(page, DRAW_TIMEOUT_MS)
+                views = page.evaluate(VIEWS)
+                outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
+            finally:
+                browser.close()
+        return drawn, views, outputs
+
+    # In a thread of its own: Playwright's sync API refuses to start where an asyncio loop runs, and
+    # another test in the same worker (the website's session-wide browser) may hold one open.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        drawn, views, outputs = pool.submit(visit).result()
 
     assert not left, f"requests that would have left the machine: {left}"
     assert drawn, f"the views did not draw; outputs: {outputs}; views: {views}"

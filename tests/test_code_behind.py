@@ -14,12 +14,12 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import re
 from pathlib import Path
 
 import pytest
+from repo_tools import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "llmbook"
@@ -27,17 +27,10 @@ CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 MODULES = sorted(PACKAGE.rglob("*.py"))
 
 
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-code_behind = _load_tool("code_behind")
-api_pages = _load_tool("api_pages")
+code_behind = load_tool("code_behind")
+api_pages = load_tool("api_pages")
 # The website renders the chapter line with links to the chapters, so its extension holds the patterns.
-package_reference = _load_tool("package_reference")
+package_reference = load_tool("package_reference")
 WHERE, CHAPTER = package_reference.WHERE, package_reference.CHAPTER
 
 

@@ -12,7 +12,6 @@ costs about as much CPU as grading one submission.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -23,6 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
+from repo_tools import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
@@ -47,14 +47,7 @@ MISTAKES = {
 }
 
 
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-course_tool = _load_tool("make_nbgrader_course")
+course_tool = load_tool("make_nbgrader_course")
 
 
 def nbgrader(course: Path, *args: str) -> str:

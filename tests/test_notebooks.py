@@ -8,12 +8,12 @@ the committed student edition (student/) is what the chapters give today.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
+from repo_tools import load_tool
 
 from llmbook import checks
 
@@ -24,13 +24,6 @@ NOTEBOOKS = [ROOT / "book" / "getting_started.ipynb", ROOT / "book" / "pretraine
 STUDENT_SOURCES = [ROOT / "book" / "getting_started.ipynb", *CHAPTERS]
 EXERCISE = re.compile(r"\{exercise\}[^\n]*\n(?:[^\n]*\n)*?:label:\s*(ex-\d+-\d+)")
 REPOSITORY = re.search(r"^\s*url:\s*(https://github.com/\S+)", (ROOT / "_config.yml").read_text(), re.M).group(1)
-
-
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _read(path: Path):
@@ -112,7 +105,7 @@ CDN_HOSTS = re.compile(r"cdnjs\.cloudflare\.com|cdn\.jsdelivr\.net|unpkg\.com|aj
 def test_outputs_load_nothing_from_the_network(path):
     """A saved output must show offline (a classroom's JupyterLab, the offline bundle): none loads a
     script, style sheet, frame or image from another host, sets a require.js path to one, or names a CDN."""
-    web_assets = _load_tool("fetch_web_assets")
+    web_assets = load_tool("fetch_web_assets")
     found = []
     for i, cell in enumerate(_code_cells(_read(path))):
         for output in cell.get("outputs", []):
@@ -125,7 +118,7 @@ def test_outputs_load_nothing_from_the_network(path):
 
 
 # ------------------------------------------------------------------------------ student edition
-student = _load_tool("make_student_edition")
+student = load_tool("make_student_edition")
 
 
 def test_stub_keeps_signature_and_docstring_only():

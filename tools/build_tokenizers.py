@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import json
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -37,10 +38,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from llmbook import corpora  # noqa: E402  (after the path is set)
+from llmbook.pretrained import BERT_SPECIALS  # noqa: E402
 from llmbook.tokenizers import BPETokenizer, CharTokenizer  # noqa: E402
 
 OUT = REPO / "src" / "llmbook" / "pretrained_data" / "tokenizers"
-BERT_SPECIALS = ("[PAD]", "[CLS]", "[SEP]", "[MASK]")
 CHAR_SPECIALS = ("<unk>", "<eos>")
 TANG_MIN_COUNT = 2
 
@@ -86,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     made = build()
     record = {"tokenizers": describe(made), "files": {}}
-    with __import__("tempfile").TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         for name, tok in made.items():
             path = Path(tmp) / f"{name}.json"
             tok.save(path)

@@ -94,12 +94,13 @@ def poem_document(poem: dict) -> str:
 
 def tang_text(split: str = "train") -> str:
     """The split's poems as one string: each ``poem_document``, separated by a blank line."""
-    return "\n\n".join(poem_document(p) for p in _tang_checked(split))
-
-
-def _tang_checked(split: str) -> tuple[dict, ...]:
     _check_split(split)
-    return _tang(split)
+    return "\n\n".join(poem_document(p) for p in _tang(split))
+
+
+def verse_lines(text: str) -> list[str]:
+    """The parts of a poem's text between line ends (the marks poem_form uses), blank parts left out."""
+    return [part for part in _LINE_END.split(text) if part.strip()]
 
 
 def poem_form(poem: str | list[str] | tuple[str, ...] | dict) -> str | None:

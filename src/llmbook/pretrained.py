@@ -34,6 +34,7 @@ MODELS = ("shakespeare-gpt", "tang-gpt", "shakespeare-bert")
 TOKENIZERS = ("bpe-en-zh", "bpe-shakespeare", "char-shakespeare", "char-tang")
 MODEL_TOKENIZER = {"shakespeare-gpt": "bpe-shakespeare", "tang-gpt": "char-tang",
                    "shakespeare-bert": "bpe-shakespeare"}
+BERT_SPECIALS = ("[PAD]", "[CLS]", "[SEP]", "[MASK]")  # in this order in bpe-shakespeare
 MLM_SEED = 1234  # the masks of an MLM evaluation are drawn from this seed, so a score is repeatable
 
 
@@ -51,9 +52,7 @@ def _check_name(name: str, names: tuple[str, ...], what: str) -> None:
 
 @cache
 def _tokenizer(name: str):
-    text = _data("tokenizers", f"{name}.json").read_text(encoding="utf-8")
-    kind = json.loads(text)["kind"]
-    cls = {"char": CharTokenizer, "bpe": BPETokenizer}[kind]
+    cls = CharTokenizer if name.startswith("char-") else BPETokenizer  # load() checks the file's kind
     with resources.as_file(_data("tokenizers", f"{name}.json")) as path:
         return cls.load(path)
 
@@ -90,6 +89,11 @@ def load(name: str, device: str | torch.device = "cpu"):
     with resources.as_file(_data("models", f"{name}.pt")) as path:
         model = load_checkpoint(path, expected_config=expected, map_location="cpu")
     return model.float().to(device).eval(), tokenizer(info["tokenizer"])
+
+
+def bert_special_ids(tok) -> list[int]:
+    """The ids of BERT_SPECIALS ([PAD], [CLS], [SEP], [MASK]) in a tokenizer that has them."""
+    return [tok.token_to_id(s) for s in BERT_SPECIALS]
 
 
 # ------------------------------------------------------------------------------------ the data
@@ -189,7 +193,7 @@ def evaluate(name: str, model, tok, split: str) -> dict:
     model.eval()
     try:
         if name == "shakespeare-bert":
-            specials = [tok.token_to_id(s) for s in ("[PAD]", "[CLS]", "[SEP]", "[MASK]")]
+            specials = bert_special_ids(tok)
             windows = mlm_windows(ids, model.config.context_length, specials[1], specials[2])
             return mlm_scores(model, windows, tok.vocab_size, specials[3], specials)
         nats, count = lm_nats(model, ids)

@@ -64,7 +64,7 @@ def batches(name: str, model, tok, ids: torch.Tensor, batch_size: int):
     T = model.config.context_length
     if name != "shakespeare-bert":
         return lambda step: lm_batch(ids, batch_size, T, generator)
-    specials = [tok.token_to_id(s) for s in ("[PAD]", "[CLS]", "[SEP]", "[MASK]")]
+    specials = pretrained.bert_special_ids(tok)
 
     def get_batch(step):
         starts = torch.randint(len(ids) - (T - 2), (batch_size,), generator=generator)
@@ -92,11 +92,6 @@ def shakespeare_samples(model, tok) -> list[dict]:
     return out
 
 
-def verse_lines(text: str) -> list[str]:
-    """The verse lines of a poem's text: what lies between the line-end marks, as poem_form counts them."""
-    return [part for part in corpora._LINE_END.split(text) if part.strip()]
-
-
 def tang_samples(model, tok, n: int = TANG_SAMPLES) -> dict:
     """n poems sampled at temperature 1 from <eos> (a poem's start): form shares, copied lines, the poems.
 
@@ -107,9 +102,9 @@ def tang_samples(model, tok, n: int = TANG_SAMPLES) -> dict:
     start = torch.full((n, 1), eos)
     new = model.generate(start, model.config.context_length - 1, temperature=1.0, generator=generator, eos_id=eos)
     poems = [tok.decode(row[1:].tolist()).split("<eos>")[0] for row in new]
-    training_lines = {line for p in corpora.tang_poems("train") for line in verse_lines("\n".join(p["lines"]))}
+    training_lines = {line for p in corpora.tang_poems("train") for line in corpora.verse_lines("\n".join(p["lines"]))}
     forms = [corpora.poem_form("\n".join(p.split("\n")[1:])) for p in poems]
-    lines = [line for p in poems for line in verse_lines("\n".join(p.split("\n")[1:]))]
+    lines = [line for p in poems for line in corpora.verse_lines("\n".join(p.split("\n")[1:]))]
     copied = sum(line in training_lines for line in lines)
     shares = {form: forms.count(form) / n for form in corpora.FORMS}
     shares["other"] = forms.count(None) / n

@@ -113,39 +113,28 @@ def test_gpt_from_bare_gpt2model_ties_head_to_wte():
     torch.testing.assert_close(logits, h @ hf.wte.weight.T, atol=ATOL, rtol=0)
 
 
-@pytest.mark.parametrize("use_cache", [True, False], ids=["cached", "uncached"])
-def test_gpt_greedy_generation_matches_token_for_token(use_cache):
-    hf = _gpt2(seed=6)
-    ours = gpt_from_hf(hf)
-    prompt = torch.randint(0, 100, (2, 6), generator=torch.Generator().manual_seed(7))
+def _assert_greedy_generation_matches(hf, ours, prompt_seed, new_tokens, use_cache):
+    """Both models continue the same 2 x 6 prompt greedily; the token ids must be identical."""
+    prompt = torch.randint(0, 100, (2, 6), generator=torch.Generator().manual_seed(prompt_seed))
     with torch.no_grad():
         ref = hf.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
-                          max_new_tokens=20, pad_token_id=0)
-    got = ours.generate(prompt, 20, temperature=0, use_cache=use_cache)
-    assert ref.shape == got.shape == (2, 26)
+                          max_new_tokens=new_tokens, pad_token_id=0)
+    got = ours.generate(prompt, new_tokens, temperature=0, use_cache=use_cache)
+    assert ref.shape == got.shape == (2, 6 + new_tokens)
     assert torch.equal(got, ref)
     assert len(set(got[:, 6:].flatten().tolist())) > 3  # not a degenerate repeat-one-token run
 
 
-def test_gpt_attention_weights_match():
-    hf = _gpt2(seed=8, attn_implementation="eager")
-    ours = gpt_from_hf(hf)
-    ids = torch.randint(0, 100, (2, 20), generator=torch.Generator().manual_seed(9))
+def _attention_weights(hf, ours, ids_seed):
+    """(HF's, ours) attention maps, one per layer, on the same 2 x 20 batch of random ids."""
+    ids = torch.randint(0, 100, (2, 20), generator=torch.Generator().manual_seed(ids_seed))
     with torch.no_grad():
-        ref = hf(ids, output_attentions=True).attentions
-        got = ours(ids, return_attention=True).attentions
-    assert len(ref) == len(got) == 2
-    for r, g in zip(ref, got):
-        assert g.shape == r.shape == (2, 4, 20, 20)
-        torch.testing.assert_close(g, r, atol=ATOL, rtol=0)
-    assert got[0].triu(1).abs().max() == 0  # causal: nothing above the diagonal
+        return hf(ids, output_attentions=True).attentions, ours(ids, return_attention=True).attentions
 
 
-def test_gpt_left_padded_batch_matches_hf_position_ids():
+def _assert_left_padded_batch_matches(hf, ours, ids_seed):
     """With a padding mask ours restarts positions at the first real token, like HF generate does."""
-    hf = _gpt2(seed=10)
-    ours = gpt_from_hf(hf)
-    ids = torch.randint(1, 100, (2, 10), generator=torch.Generator().manual_seed(11))
+    ids = torch.randint(1, 100, (2, 10), generator=torch.Generator().manual_seed(ids_seed))
     mask = torch.ones_like(ids)
     mask[0, :4] = 0
     ids[0, :4] = 0
@@ -154,6 +143,27 @@ def test_gpt_left_padded_batch_matches_hf_position_ids():
         got = ours(ids, attention_mask=mask).logits
     real = mask.bool()
     torch.testing.assert_close(got[real], ref[real], atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("use_cache", [True, False], ids=["cached", "uncached"])
+def test_gpt_greedy_generation_matches_token_for_token(use_cache):
+    hf = _gpt2(seed=6)
+    _assert_greedy_generation_matches(hf, gpt_from_hf(hf), prompt_seed=7, new_tokens=20, use_cache=use_cache)
+
+
+def test_gpt_attention_weights_match():
+    hf = _gpt2(seed=8, attn_implementation="eager")
+    ref, got = _attention_weights(hf, gpt_from_hf(hf), ids_seed=9)
+    assert len(ref) == len(got) == 2
+    for r, g in zip(ref, got):
+        assert g.shape == r.shape == (2, 4, 20, 20)
+        torch.testing.assert_close(g, r, atol=ATOL, rtol=0)
+    assert got[0].triu(1).abs().max() == 0  # causal: nothing above the diagonal
+
+
+def test_gpt_left_padded_batch_matches_hf_position_ids():
+    hf = _gpt2(seed=10)
+    _assert_left_padded_batch_matches(hf, gpt_from_hf(hf), ids_seed=11)
 
 
 @pytest.mark.parametrize("setting,value", [
@@ -241,11 +251,7 @@ def test_llama_logits_and_loss_match(variant):
 
 def test_llama_attention_weights_match():
     hf = _llama(seed=3, attn_implementation="eager")
-    ours = llama_from_hf(hf)
-    ids = torch.randint(0, 100, (2, 20), generator=torch.Generator().manual_seed(4))
-    with torch.no_grad():
-        ref = hf(ids, output_attentions=True).attentions
-        got = ours(ids, return_attention=True).attentions
+    ref, got = _attention_weights(hf, llama_from_hf(hf), ids_seed=4)
     for r, g in zip(ref, got, strict=True):
         assert g.shape == r.shape == (2, 4, 20, 20)  # one map per query head, shared key/value heads
         torch.testing.assert_close(g, r, atol=ATOL, rtol=0)
@@ -255,28 +261,12 @@ def test_llama_attention_weights_match():
 @pytest.mark.parametrize("use_cache", [True, False], ids=["cached", "uncached"])
 def test_llama_greedy_generation_matches_token_for_token(variant, use_cache):
     hf = _llama(seed=5, **LLAMA_VARIANTS[variant])
-    ours = llama_from_hf(hf)
-    prompt = torch.randint(0, 100, (2, 6), generator=torch.Generator().manual_seed(6))
-    with torch.no_grad():
-        ref = hf.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=False,
-                          max_new_tokens=24, pad_token_id=0)
-    got = ours.generate(prompt, 24, temperature=0, use_cache=use_cache)
-    assert ref.shape == got.shape == (2, 30)
-    assert torch.equal(got, ref)
-    assert len(set(got[:, 6:].flatten().tolist())) > 3  # not a degenerate repeat-one-token run
+    _assert_greedy_generation_matches(hf, llama_from_hf(hf), prompt_seed=6, new_tokens=24, use_cache=use_cache)
 
 
 def test_llama_left_padded_batch_matches_hf_position_ids():
     hf = _llama(seed=7)
-    ours = llama_from_hf(hf)
-    ids = torch.randint(1, 100, (2, 10), generator=torch.Generator().manual_seed(8))
-    mask = torch.ones_like(ids)
-    mask[0, :4] = 0
-    ids[0, :4] = 0
-    with torch.no_grad():
-        ref = hf(ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits
-        got = ours(ids, attention_mask=mask).logits
-    torch.testing.assert_close(got[mask.bool()], ref[mask.bool()], atol=ATOL, rtol=0)
+    _assert_left_padded_batch_matches(hf, llama_from_hf(hf), ids_seed=8)
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -50,6 +50,15 @@ MISTAKES = {
 course_tool = load_tool("make_nbgrader_course")
 
 
+# A grading kernel that is shutting down can print this ipykernel race to stderr (its control channel
+# flushes stderr after the socket closed); the notebook is graded and written by then. Seen once in
+# five full runs. Only this exact traceback is set aside: any other ERROR line still fails the test.
+KERNEL_TEARDOWN_RACE = re.compile(
+    r"ERROR:tornado\.general:Uncaught exception in ZMQStream callback\n"
+    r"Traceback \(most recent call last\):\n(?: .*\n)+?"
+    r"zmq\.error\.ZMQError: Socket operation on non-socket\n")
+
+
 def nbgrader(course: Path, *args: str) -> str:
     """Run `nbgrader ARGS` in the course folder as a teacher would; returns its log, fails on an error."""
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(course / ".jupyter"), JUPYTER_DATA_DIR=str(course / ".data"))
@@ -58,7 +67,7 @@ def nbgrader(course: Path, *args: str) -> str:
     done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
                           capture_output=True, text=True, timeout=600)
     log = done.stdout + done.stderr
-    assert done.returncode == 0 and "ERROR" not in log, log
+    assert done.returncode == 0 and "ERROR" not in KERNEL_TEARDOWN_RACE.sub("", log), log
     return log
 
 

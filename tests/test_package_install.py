@@ -112,6 +112,17 @@ def test_bertviz_scripts_travel_with_the_installed_package(fresh_python, tmp_pat
     assert json.loads(run(fresh_python, "-c", code, cwd=tmp_path)) == [1, 1, False]
 
 
+def test_cjk_font_travels_with_the_installed_package(fresh_python, tmp_path):
+    """use_cjk_font registers the font file that the installed package carries, byte for byte."""
+    code = ("import hashlib\nfrom llmbook import viz\n"
+            "print(viz.use_cjk_font(), hashlib.sha256(open(viz.cjk_font_path(), 'rb').read()).hexdigest(),"
+            " viz.cjk_font_path(), sep='\\n')")
+    family, digest, path = run(fresh_python, "-c", code, cwd=tmp_path).splitlines()
+    record = json.loads((ROOT / "src/llmbook/viz/fonts/record.json").read_text(encoding="utf-8"))
+    assert (family, digest) == (record["family"], record["files"]["DroidSansFallbackFull.ttf"])
+    assert str(ROOT / "src") not in path
+
+
 def test_a_chapter_runs_its_first_cells_in_the_fresh_environment(fresh_python, tmp_path):
     """The install cell finds the installed package and does nothing; the imports and the first
     computations of chapter 3 then run, and a checker works, all outside the repository."""

@@ -5,6 +5,8 @@ Pretraining; and 7, Inference engineering.
 """
 from __future__ import annotations
 
+from .fonts import has_cjk, use_cjk_font
+
 # Whitespace tokens would be invisible as tick labels; show them as visible symbols instead.
 _VISIBLE_WHITESPACE = {" ": "␣", "\n": "↵", "\t": "⇥"}
 
@@ -26,8 +28,14 @@ def token_strings(tokenizer, ids) -> list[str]:
 
 
 def token_labels(tokens, n: int, what: str, axis: str) -> list[str]:
-    """The n tokens as display labels; raises ValueError unless there is one token per entry of `axis`."""
+    """The n tokens as display labels; raises ValueError unless there is one token per entry of `axis`.
+
+    Chinese labels switch on the shipped CJK font (llmbook.viz.fonts), so they do not draw as boxes.
+    """
     tokens = list(tokens)
     if len(tokens) != n:
         raise ValueError(f"{what} has {len(tokens)} tokens but the weights have {n} {axis}")
-    return [display_token(str(t)) for t in tokens]
+    labels = [display_token(str(t)) for t in tokens]
+    if any(has_cjk(label) for label in labels):
+        use_cjk_font()
+    return labels

@@ -1,8 +1,9 @@
 """A key/value cache: each layer keeps the keys and values of the tokens it has already seen,
 so that generating one more token costs one token's worth of work instead of the whole prefix.
 
-KVCache keeps each sequence's keys in one preallocated buffer; PagedKVCache keeps them in
-fixed-size blocks of a pool shared by many sequences (PagedAttention, as in vLLM).
+KVCache keeps each sequence's keys in one preallocated buffer (in the model's dtype, or as int8
+with one scale per head and position: Int8LayerKVCache); PagedKVCache keeps them in fixed-size
+blocks of a pool shared by many sequences (PagedAttention, as in vLLM).
 
 Taught in chapter 7, Inference engineering.
 """
@@ -72,11 +73,75 @@ class LayerKVCache:
         return 2 * self.keys.numel() * self._k.element_size()
 
 
-class KVCache:
-    """One LayerKVCache per layer. ``len(cache)`` is the number of cached positions."""
+def quantize_vectors(x: torch.Tensor):
+    """Symmetric int8 quantisation of each vector along the last dimension.
 
-    def __init__(self, n_layers: int, max_len: int):
-        self.layers = [LayerKVCache(max_len) for _ in range(n_layers)]
+    x (..., d) -> (q int8 (..., d), scale float32 (..., 1)) with q = round(x / scale) and
+    scale = max|x| / 127 (1 for a vector of zeros), so |q * scale - x| <= scale / 2 everywhere.
+    """
+    amax = x.detach().abs().amax(dim=-1, keepdim=True).float()
+    scale = torch.where(amax > 0, amax / 127, torch.ones_like(amax))
+    return torch.round(x.float() / scale).clamp(-127, 127).to(torch.int8), scale
+
+
+class Int8LayerKVCache(LayerKVCache):
+    """A LayerKVCache that stores keys and values as int8, with one float32 scale per head and position.
+
+    Each cached key (and value) vector of d_head numbers costs d_head + 4 bytes instead of 2 * d_head
+    (bf16) or 4 * d_head (fp32). keys and values come back dequantised, in the dtype that was
+    appended; attention then runs in that dtype, so only the cache's storage is int8.
+    """
+
+    def append(self, k: torch.Tensor, v: torch.Tensor):
+        end = self.length + k.size(2)
+        if end > self.max_len:
+            raise ValueError(f"KV cache holds at most {self.max_len} positions; {end} requested")
+        if self._k is None:
+            B, H, _, D = k.shape
+            self._dtype = k.dtype
+            self._k = k.new_empty(B, H, self.max_len, D, dtype=torch.int8)
+            self._v = v.new_empty(B, H, self.max_len, v.size(-1), dtype=torch.int8)
+            self._k_scale = k.new_empty(B, H, self.max_len, 1, dtype=torch.float32)
+            self._v_scale = v.new_empty(B, H, self.max_len, 1, dtype=torch.float32)
+        self._k[:, :, self.length:end], self._k_scale[:, :, self.length:end] = quantize_vectors(k)
+        self._v[:, :, self.length:end], self._v_scale[:, :, self.length:end] = quantize_vectors(v)
+        self.length = end
+        return self.keys, self.values
+
+    @property
+    def keys(self):
+        n = self.length
+        return (self._k[:, :, :n].float() * self._k_scale[:, :, :n]).to(self._dtype)
+
+    @property
+    def values(self):
+        n = self.length
+        return (self._v[:, :, :n].float() * self._v_scale[:, :, :n]).to(self._dtype)
+
+    def reorder(self, index: torch.Tensor) -> None:
+        super().reorder(index)
+        if self._k is not None:
+            self._k_scale = self._k_scale.index_select(0, index)
+            self._v_scale = self._v_scale.index_select(0, index)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the int8 keys and values in use plus their float32 scales."""
+        if self._k is None:
+            return 0
+        n = self.length
+        return 2 * (self._k[:, :, :n].numel() + 4 * self._k_scale[:, :, :n].numel())
+
+
+class KVCache:
+    """One LayerKVCache per layer. ``len(cache)`` is the number of cached positions.
+
+    int8=True stores keys and values as int8 with a scale per head and position (Int8LayerKVCache).
+    """
+
+    def __init__(self, n_layers: int, max_len: int, int8: bool = False):
+        layer = Int8LayerKVCache if int8 else LayerKVCache
+        self.layers = [layer(max_len) for _ in range(n_layers)]
 
     def __getitem__(self, i: int) -> LayerKVCache:
         return self.layers[i]

@@ -95,16 +95,18 @@ def quantize_model(model: nn.Module, bits: int = 8, per_channel: bool = True, sk
     return _replace_linears(model, lambda linear: Int8Linear.from_linear(linear, bits, per_channel), skip)
 
 
-def quantize_groupwise(weight: torch.Tensor, bits: int = 4, group_size: int = 32):
+def quantize_groupwise(weight: torch.Tensor, bits: int = 4, group_size: int | None = 32):
     """Symmetric quantisation with one scale per group of group_size consecutive inputs of each row.
 
     weight (out, in) -> (q int8 (out, in) in [-qmax, qmax], scale float32 (out, in // group_size)).
-    Raises ValueError unless group_size divides in_features.
+    group_size None: one group per row (per-channel). Raises ValueError unless group_size divides
+    in_features.
     """
     _check_bits(bits)
     if weight.dim() != 2:
         raise ValueError(f"quantize_groupwise takes a (out_features, in_features) matrix, got {tuple(weight.shape)}")
     out, n_in = weight.shape
+    group_size = n_in if group_size is None else group_size
     if isinstance(group_size, bool) or not isinstance(group_size, int) or group_size < 1 or n_in % group_size:
         raise ValueError(f"group_size must be a positive int dividing in_features = {n_in}, got {group_size!r}")
     q, scale = quantize_weight(weight.detach().reshape(-1, group_size), bits)  # one row per group
@@ -138,10 +140,11 @@ class GroupwiseLinear(nn.Module):
     multiplies in x's dtype: it saves memory, not time (a fused int4 kernel would unpack in registers).
     """
 
-    def __init__(self, linear: nn.Linear, bits: int = 4, group_size: int = 32):
+    def __init__(self, linear: nn.Linear, bits: int = 4, group_size: int | None = 32):
         super().__init__()
         q, scale = quantize_groupwise(linear.weight, bits, group_size)
-        self.in_features, self.out_features, self.bits, self.group_size = q.size(1), q.size(0), bits, group_size
+        self.in_features, self.out_features, self.bits = q.size(1), q.size(0), bits
+        self.group_size = q.size(1) // scale.size(1)
         self.register_buffer("weight_q", pack_int4(q) if bits <= 4 else q)
         self.register_buffer("scale", scale)
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
@@ -169,8 +172,9 @@ def _replace_linears(model: nn.Module, make, skip) -> nn.Module:
     return copied.eval()
 
 
-def quantize_model_groupwise(model: nn.Module, bits: int = 4, group_size: int = 32, skip=("lm_head",)) -> nn.Module:
-    """A copy of model with every nn.Linear (except skip) replaced by a GroupwiseLinear."""
+def quantize_model_groupwise(model: nn.Module, bits: int = 4, group_size: int | None = 32,
+                             skip=("lm_head",)) -> nn.Module:
+    """A copy of model with every nn.Linear (except skip) replaced by a GroupwiseLinear (group_size None: per row)."""
     _check_bits(bits)
     return _replace_linears(model, lambda linear: GroupwiseLinear(linear, bits, group_size), skip)
 

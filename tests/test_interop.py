@@ -57,6 +57,7 @@ GPT_VARIANTS = {
                              layer_norm_epsilon=1e-6, n_positions=40),
     "relu-untied": dict(n_inner=80, activation_function="relu", tie_word_embeddings=False),
     "gelu_pytorch_tanh": dict(n_layer=1, n_head=8, activation_function="gelu_pytorch_tanh", n_positions=24),
+    "silu": dict(activation_function="silu"),
 }
 
 
@@ -171,7 +172,7 @@ def test_gpt_left_padded_batch_matches_hf_position_ids():
     ("reorder_and_upcast_attn", True),
     ("scale_attn_weights", False),
     ("add_cross_attention", True),
-    ("activation_function", "silu"),
+    ("activation_function", "quick_gelu"),
 ])
 def test_gpt_refuses_unrepresentable_configs(setting, value):
     hf = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=20, n_positions=8,
@@ -318,7 +319,7 @@ def _check_encoder(ref_bert_out, got, mask):
                                    atol=ATOL, rtol=0, msg=lambda m, layer=layer: f"layer {layer}: {m}")
 
 
-@pytest.mark.parametrize("hidden_act", ["gelu", "gelu_new"])
+@pytest.mark.parametrize("hidden_act", ["gelu", "gelu_new", "silu"])
 def test_bert_for_pretraining_matches(hidden_act):
     hf = _bert(BertForPreTraining, seed=2, hidden_act=hidden_act)
     ours = bert_from_hf(hf)
@@ -399,7 +400,7 @@ def test_bert_refusals():
     with pytest.raises(ValueError, match="is_decoder"):
         bert_from_hf(_bert(BertModel, is_decoder=True))
     with pytest.raises(ValueError, match="hidden_act"):
-        bert_from_hf(_bert(BertModel, hidden_act="silu"))
+        bert_from_hf(_bert(BertModel, hidden_act="quick_gelu"))
     untied = _bert(BertForMaskedLM, tie_word_embeddings=False)
     assert not torch.equal(untied.cls.predictions.decoder.weight, untied.bert.embeddings.word_embeddings.weight)
     with pytest.raises(ValueError, match="decoder weight differs"):

@@ -29,6 +29,8 @@ _ACTIVATIONS = {
     "gelu_pytorch_tanh": "gelu_tanh",
     "gelu": "gelu",
     "relu": "relu",
+    "silu": "silu",  # x * sigmoid(x); Hugging Face's "swish" is the same function
+    "swish": "silu",
 }
 
 
@@ -225,7 +227,7 @@ def _llama_config(hc, tied: bool) -> GPTConfig:
                      d_ff=hc.intermediate_size, n_kv_heads=hc.num_key_value_heads, dropout=0.0, bias=False,
                      norm_first=True, norm="rmsnorm", gated_ffn=True, pos_encoding="rope", rope_theta=theta,
                      rope_interpolation=factor, layer_norm_eps=hc.rms_norm_eps, tie_weights=tied,
-                     activation=_activation("hidden_act", hc.hidden_act, {**_ACTIVATIONS, "silu": "silu"}))
+                     activation=_activation("hidden_act", hc.hidden_act))
 
 
 def llama_from_hf(hf_model) -> GPT:

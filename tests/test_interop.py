@@ -327,7 +327,7 @@ def test_bert_for_pretraining_matches(hidden_act):
     c = ours.config
     assert (c.vocab_size, c.context_length, c.n_layers, c.n_heads, c.d_model, c.d_ff, c.type_vocab_size) == \
         (120, 24, 2, 4, 64, 96, 3)
-    assert (c.norm_first, c.dropout, c.num_labels, c.pad_id, c.layer_norm_eps) == (False, 0.0, 0, 0, 1e-12)
+    assert (c.norm_first, c.dropout, c.num_labels, c.pad_id, c.layer_norm_eps) == (False, 0.0, 0, None, 1e-12)
     ids, types, mask = _bert_batch()
     labels = torch.full_like(ids, -100)
     labels[:, 1:6] = ids[:, 1:6]
@@ -359,6 +359,18 @@ def test_bert_masked_lm_matches():
     real = mask.bool()
     torch.testing.assert_close(got.logits[real], ref.logits[real], atol=ATOL, rtol=0)
     torch.testing.assert_close(got.loss, ref.loss, atol=ATOL, rtol=0)
+
+
+def test_bert_without_attention_mask_attends_to_padding_like_hf_unless_asked():
+    hf = _bert(BertForMaskedLM, seed=5)
+    ids, types, _ = _bert_batch(seed=6)
+    ids[:, -2:] = hf.config.pad_token_id  # [PAD] tokens, and no attention_mask below
+    with torch.no_grad():
+        ref = hf(ids, token_type_ids=types).logits
+        same = bert_from_hf(hf)(ids, token_type_ids=types).logits
+        masked = bert_from_hf(hf, mask_padding=True)(ids, token_type_ids=types).logits
+    torch.testing.assert_close(same, ref, atol=ATOL, rtol=0)
+    assert (masked[:, :-2] - ref[:, :-2]).abs().max() > 1e-3  # real tokens no longer see the [PAD] keys
 
 
 @pytest.mark.parametrize("pool", [True, False], ids=["pooler", "no-pooler"])

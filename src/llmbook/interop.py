@@ -114,7 +114,7 @@ _BERT_CLASSES = ["transformers.BertModel", "transformers.BertForPreTraining",
                  "transformers.BertForMaskedLM", "transformers.BertForSequenceClassification"]
 
 
-def bert_from_hf(hf_model) -> BERT:
+def bert_from_hf(hf_model, mask_padding: bool = False) -> BERT:
     """Convert a ``transformers`` BertModel, BertForPreTraining, BertForMaskedLM or
     BertForSequenceClassification into an llmbook BERT.
 
@@ -123,8 +123,10 @@ def bert_from_hf(hf_model) -> BERT:
     head (BertModel, BertForSequenceClassification), the next-sentence head (all but
     BertForPreTraining). A classifier (num_labels > 0) exists only for BertForSequenceClassification.
 
-    Note on padding: with no attention_mask, our BERT masks keys equal to pad_id while HF attends
-    to every token, so pass attention_mask explicitly when comparing the two.
+    Padding: called without attention_mask, HF's BERT attends to every token, [PAD] included, and so
+    does the converted model (its pad_id is None). mask_padding=True makes it mask keys equal to the
+    HF config's pad_token_id instead, as the book's own BERT does; the two then differ wherever an
+    input holds that id and no attention_mask is given.
     """
     import transformers as T
 
@@ -142,7 +144,7 @@ def bert_from_hf(hf_model) -> BERT:
                      d_ff=hc.intermediate_size, type_vocab_size=hc.type_vocab_size, dropout=0.0, bias=True,
                      norm_first=False, pos_encoding="learned", activation=_activation("hidden_act", hc.hidden_act),
                      layer_norm_eps=hc.layer_norm_eps, num_labels=hc.num_labels if classify else 0,
-                     pad_id=hc.pad_token_id)
+                     pad_id=hc.pad_token_id if mask_padding else None)
     model = BERT(cfg)
 
     emb = bert.embeddings

@@ -162,6 +162,31 @@ def test_perplexity_checker(capsys):
     assert_fails(capsys, checks.check_perplexity, lambda lp: -lp.mean(), "cross-entropy")
 
 
+# ------------------------------------------------------------------ perplexity in other units
+def test_perplexity_conversion_checker(capsys):
+    assert_passes(capsys, checks.check_perplexity_conversion, lambda ppl, a, b: ppl ** (a / b))
+    # the same thing through the total: nats = a * ln(ppl), then exp(nats / b), in a tensor
+    assert_passes(capsys, checks.check_perplexity_conversion,
+                  lambda ppl, a, b: torch.exp(torch.tensor(a * math.log(ppl) / b, dtype=torch.float64)))
+    line = assert_fails(capsys, checks.check_perplexity_conversion, lambda ppl, a, b: ppl,
+                        "case 1", "perplexity is per unit")
+    assert "the reference gives 4.55" in line  # ln 39.3 = 3.671; x 2000 / 4844 = 1.516; e ** 1.516 = 4.55
+    assert_fails(capsys, checks.check_perplexity_conversion, lambda ppl, a, b: ppl ** (b / a), "n_from / n_to")
+    assert_fails(capsys, checks.check_perplexity_conversion, lambda ppl, a, b: ppl * a / b, "scale the exponent")
+    assert_fails(capsys, checks.check_perplexity_conversion, lambda ppl, a, b: ppl * b / a, "scale the exponent")
+    assert_fails(capsys, checks.check_perplexity_conversion, lambda ppl, a, b: 2 ** (math.log(ppl) * a / b),
+                 "one base")
+    assert_fails(capsys, checks.check_perplexity_conversion, lambda ppl, a, b: str(ppl), "expected a torch.Tensor")
+
+
+def test_perplexity_conversion_known_value(capsys):
+    # 16 per token over 300 tokens, restated over 600 bytes: 16 ** (1/2) = 4 exactly
+    assert_passes(capsys, checks.check_perplexity_conversion,
+                  lambda ppl, a, b: 4.0 if (ppl, a, b) == (16.0, 300, 600) else ppl ** (a / b))
+    assert_fails(capsys, checks.check_perplexity_conversion,
+                 lambda ppl, a, b: 4.5 if (ppl, a, b) == (16.0, 300, 600) else ppl ** (a / b), "case 3")
+
+
 # ------------------------------------------------------------------------- visible and hidden cases
 def _raises(*args, **kwargs):
     raise RuntimeError("not written yet")

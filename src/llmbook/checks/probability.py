@@ -1,4 +1,5 @@
-"""Checkers for the language-modelling-as-probability exercises (chapters 1-2): softmax, cross-entropy, perplexity.
+"""Checkers for the language-modelling-as-probability exercises (chapters 1-2): softmax, cross-entropy, perplexity,
+perplexity restated in other units (another tokenizer's tokens, characters).
 
 Used in chapters 1, Background: from n-grams to large language models, and 2, Core concepts.
 """
@@ -130,3 +131,36 @@ def check_perplexity(fn, cases: str = "all") -> bool:
     ]
     return run_cases("check_perplexity", fn, all_cases, lambda lp: torch.exp(-lp.double().mean()),
                      scalar_problem, _PERPLEXITY_MISTAKES, which=cases)
+
+
+# ----------------------------------------------------------- perplexity in other units (chapter 2)
+_CONVERSION_MISTAKES = [
+    ("perplexity is per unit: the same probability counted in other units gives another perplexity. "
+     "Keep the total -ln P(text) = n_from * ln(ppl) and divide it by n_to.",
+     lambda ppl, n_from, n_to: float(ppl)),
+    ("the exponent is n_from / n_to (the total nats stay, the number of units changes), not n_to / n_from.",
+     lambda ppl, n_from, n_to: float(ppl) ** (n_to / n_from)),
+    ("perplexity is the exponential of nats per unit: scale the exponent ln(ppl), not the perplexity itself.",
+     lambda ppl, n_from, n_to: float(ppl) * n_from / n_to),
+    ("perplexity is the exponential of nats per unit: scale the exponent ln(ppl), not the perplexity itself.",
+     lambda ppl, n_from, n_to: float(ppl) * n_to / n_from),
+    ("use one base throughout: ln(ppl) with exp, or log2(ppl) with 2 ** (...), not ln with 2 **.",
+     lambda ppl, n_from, n_to: 2 ** (math.log(ppl) * n_from / n_to)),
+]
+
+
+def check_perplexity_conversion(fn, cases: str = "all") -> bool:
+    """Check fn(ppl, n_from, n_to) -> ppl ** (n_from / n_to): a perplexity measured over n_from units
+    (tokens of one tokenizer) restated per unit when the same text is counted as n_to units.
+
+    cases: "all", or the "visible" or "hidden" ones (perplexity 1, equal counts) of a graded assignment."""
+    all_cases = [
+        Case("ppl = 39.3 over 2,000 tokens, restated over 4,844 characters", (39.3, 2000, 4844)),
+        Case("ppl = 4.5 over 1,000 characters, restated over 250 tokens", (4.5, 1000, 250)),
+        Case("ppl = 16.0 over 300 tokens, restated over 600 bytes", (16.0, 300, 600)),
+        Case("ppl = 1.0: a certain model stays certain in any unit", (1.0, 120, 500), hidden=True),
+        Case("ppl = 7.25, n_from = n_to = 64: nothing to convert", (7.25, 64, 64), hidden=True),
+    ]
+    return run_cases("check_perplexity_conversion", fn, all_cases,
+                     lambda ppl, n_from, n_to: float(ppl) ** (n_from / n_to), scalar_problem,
+                     _CONVERSION_MISTAKES, which=cases)

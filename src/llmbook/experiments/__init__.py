@@ -11,9 +11,9 @@ keys. A small trained model an experiment ships is saved beside it with
 ``llmbook.train.save_checkpoint(checkpoint_path("<name>"), model)`` and read back with
 ``llmbook.train.load_checkpoint`` (plain data, ``weights_only=True``).
 
-Used in chapters 1, Background: from n-grams to large language models; 4, Encoder and decoder;
-5, Pretraining; 6, Applications; 7, Inference engineering; 8, Scaling and unit scaling;
-and 9, Emergent abilities.
+Used in chapters 1, Background: from n-grams to large language models; 3, Attention, step by step;
+4, Encoder and decoder; 5, Pretraining; 6, Applications; 7, Inference engineering; 8, Scaling and
+unit scaling; and 9, Emergent abilities.
 """
 from __future__ import annotations
 

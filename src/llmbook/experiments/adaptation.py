@@ -1,7 +1,11 @@
 """The runs of chapter 10 that take minutes: three ways to adapt the shipped GPT, instruction tuning with
 and without the prompt in the loss, and preference optimisation (reward model, best-of-n, DPO).
 
-    python -m llmbook.experiments.adaptation     # the full run, one CPU thread: see FULL below
+    python -m llmbook.experiments.adaptation methods        # results/adaptation_methods.json
+    python -m llmbook.experiments.adaptation instructions   # results/adaptation_instructions.json
+    python -m llmbook.experiments.adaptation preference     # results/adaptation_preference.json
+
+Each part is a full run on one CPU thread (settings in FULL below); the three can run side by side.
 
 1. **Which play?** Windows of WINDOW tokens from the four held-out plays (Macbeth, Twelfth Night,
    Hamlet, The Tempest; `shakespeare-gpt` never read them) are labelled with their play. A linear probe
@@ -25,8 +29,10 @@ import copy
 import math
 import random
 import re
+import sys
 import time
 from collections import Counter
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -43,9 +49,9 @@ PLAYS = ("Macbeth", "Twelfth Night", "Hamlet", "The Tempest")
 WINDOW = 24  # tokens per window of section 1
 LORA_TARGETS = [r"attn\.(in|out)_proj"]
 FULL = dict(
-    methods=dict(seeds=(0, 1, 2), steps=150, n_train=300, n_test=100, batch_size=16),
-    instructions=dict(seeds=(0, 1), steps=1500, eval_every=250, n_eval=60),
-    preference=dict(n_prompts=320, n_eval_prompts=48, betas=(0.03, 0.1, 0.3, 1.0), epochs=3, best_of=16),
+    methods=dict(seeds=(0, 1, 2), steps=100, n_train=200, n_test=80, batch_size=16),
+    instructions=dict(seeds=(0, 1), steps=1000, eval_every=250, n_eval=50),
+    preference=dict(n_prompts=256, n_eval_prompts=48, betas=(0.03, 0.1, 0.3, 1.0), epochs=2, best_of=16),
 )
 
 
@@ -412,15 +418,20 @@ def preference(n_prompts=8, n_eval_prompts=4, betas=(0.1,), epochs=1, best_of=4,
     return out
 
 
-def run(methods: dict, instructions: dict, preference_settings: dict) -> dict:
-    base = pretrained.load("shakespeare-gpt")
-    return {"methods": compare_methods(**methods, base=base), "instructions": instruction_tuning(**instructions),
-            "preference": preference(**preference_settings, base=base)}
+PARTS = {"methods": compare_methods, "instructions": instruction_tuning, "preference": preference}
 
 
-def main():
-    run_and_save("adaptation", run, methods=FULL["methods"], instructions=FULL["instructions"],
-                 preference_settings=FULL["preference"])
+def main(argv=None):
+    parts = (argv if argv is not None else sys.argv[1:]) or list(PARTS)
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown:
+        raise SystemExit(f"unknown parts {unknown}; choose from {list(PARTS)}")
+    for part in parts:
+        run_and_save(f"adaptation_{part}", partial(_run_part, part), **FULL[part])
+
+
+def _run_part(part: str, **settings) -> dict:
+    return {**PARTS[part](**settings), "run_settings": settings}
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ token t belongs to the response (it is scored), and -100 elsewhere (the prompt, 
 model predicts token t from tokens < t, so the log-probability of token t is read from the logits at
 position t - 1.
 
-Used in chapter 10, Adapting and aligning models.
+Taught in chapter 10, Adapting and aligning models.
 """
 from __future__ import annotations
 

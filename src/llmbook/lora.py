@@ -5,7 +5,7 @@ B starts at zero, so an adapted model starts out computing exactly what the base
 only A and B are trained, r (d_in + d_out) numbers per layer instead of d_in d_out. After training,
 merge_lora folds B A into W, and the model is a plain model again, with no extra cost per token.
 
-Used in chapter 10, Adapting and aligning models.
+Taught in chapter 10, Adapting and aligning models.
 """
 from __future__ import annotations
 

@@ -277,7 +277,7 @@ class ComedyScore:
         comedy, tragedy = (Counter(WORD.findall(works[p].lower())) for p in ("Twelfth Night", "Macbeth"))
         vocab = set(comedy) | set(tragedy)
         nc, nt = sum(comedy.values()) + len(vocab), sum(tragedy.values()) + len(vocab)
-        self.log_ratio = {w: math.log((comedy[w] + 1) / nc) - math.log((tragedy[w] + 1) / nt) for w in vocab}
+        self.log_ratio = {w: math.log((comedy[w] + 1) / nc) - math.log((tragedy[w] + 1) / nt) for w in sorted(vocab)}
 
     def __call__(self, text: str) -> float:
         scores = [self.log_ratio[w] for w in WORD.findall(text.lower()) if w in self.log_ratio]

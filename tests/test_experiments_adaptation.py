@@ -54,3 +54,10 @@ def test_tiny_runs_record_what_the_chapter_reads():
     first = pref["best_of_n"]["true_reward_true_pick"]
     assert first[1] >= first[0]  # the best of two is at least as good as the first
     torch.testing.assert_close(torch.tensor(pref["dpo"][0]["losses"][0]), torch.log(torch.tensor(2.0)))
+
+
+def test_main_refuses_an_unknown_part_before_running_anything():
+    import pytest
+
+    with pytest.raises(SystemExit, match=r"unknown parts \['nope'\]"):
+        ad.main(["methods", "nope"])

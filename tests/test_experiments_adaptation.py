@@ -1,6 +1,7 @@
 """The adaptation experiment of chapter 10 at a tiny size: its data, its answers and its records."""
 import random
 
+import pytest
 import torch
 
 from llmbook import pretrained
@@ -57,7 +58,5 @@ def test_tiny_runs_record_what_the_chapter_reads():
 
 
 def test_main_refuses_an_unknown_part_before_running_anything():
-    import pytest
-
     with pytest.raises(SystemExit, match=r"unknown parts \['nope'\]"):
         ad.main(["methods", "nope"])

@@ -12,6 +12,7 @@ One module per topic of the book; every checker is importable from here.
 
 Used in every chapter, by its exercises.
 """
+from .adaptation import check_dpo_loss, check_lora_forward, check_prompt_mask
 from .applications import check_confusion_matrix, check_few_shot_prompt
 from .attention import check_causal_mask, check_scaled_dot_product_attention, check_sinusoidal_encoding
 from .emergence import check_answer_log_likelihood, check_exact_match, check_induction_score
@@ -31,4 +32,5 @@ __all__ = [
     "check_lr_schedule", "check_nsp_pairs",
     "check_answer_log_likelihood", "check_exact_match", "check_induction_score",
     "check_confusion_matrix", "check_few_shot_prompt",
+    "check_dpo_loss", "check_lora_forward", "check_prompt_mask",
 ]

@@ -13,7 +13,7 @@ keys. A small trained model an experiment ships is saved beside it with
 
 Used in chapters 1, Background: from n-grams to large language models; 3, Attention, step by step;
 4, Encoder and decoder; 5, Pretraining; 6, Applications; 7, Inference engineering; 8, Scaling and
-unit scaling; and 9, Emergent abilities.
+unit scaling; 9, Emergent abilities; and 10, Adapting and aligning models.
 """
 from __future__ import annotations
 

@@ -1,0 +1,62 @@
+"""The adaptation experiment of chapter 10 at a tiny size: its data, its answers and its records."""
+import random
+
+import pytest
+import torch
+
+from llmbook import pretrained
+from llmbook.alignment import IGNORE
+from llmbook.experiments import adaptation as ad
+
+
+def test_answers_of_every_kind():
+    kinds = ("reverse", "upper", "count", "first", "sort")
+    assert [ad.answer(k, "cab") for k in kinds] == ["bac", "CAB", "3", "c", "abc"]
+
+
+def test_instruction_batches_mask_the_prompt_and_skip_held_out_words():
+    tok = ad.instruction_tokenizer()
+    ids, labels = ad.instruction_batch(random.Random(0), tok, 16, mask_prompt=True, held_out=set())
+    assistant = tok.token_to_id("<assistant>")
+    for row, lab in zip(ids.tolist(), labels.tolist()):
+        cut = row.index(assistant) + 1
+        assert all(v == IGNORE for v in lab[:cut]) and lab[cut] != IGNORE
+    words = {ad.random_word(random.Random(0)) for _ in range(1)}
+    ids, _ = ad.instruction_batch(random.Random(0), tok, 16, mask_prompt=False, held_out=words)
+    texts = [tok.decode(r) for r in ids.tolist()]
+    assert not any(f" {w}<assistant>" in t for t in texts for w in words)
+
+
+def test_play_windows_are_labelled_and_train_and_test_do_not_overlap():
+    _, tok = pretrained.load("shakespeare-gpt")
+    x_train, y_train, x_test, y_test = ad.play_windows(tok, 5, 3)
+    assert x_train.shape == (20, ad.WINDOW) and x_test.shape == (12, ad.WINDOW)
+    assert y_train.tolist() == [c for c in range(4) for _ in range(5)]
+    assert not {tuple(r) for r in x_train.tolist()} & {tuple(r) for r in x_test.tolist()}
+
+
+def test_comedy_score_prefers_twelfth_night_words():
+    score = ad.ComedyScore()
+    assert score("Sir Toby, the fool, and my lady Olivia") > 0 > score("Macduff, blood, murder and the witches")
+    assert score("") == 0.0
+
+
+def test_tiny_runs_record_what_the_chapter_reads():
+    base = pretrained.load("shakespeare-gpt")
+    methods = ad.compare_methods(seeds=(0,), steps=2, n_train=4, n_test=2, batch_size=4, base=base)
+    d = base[0].config.d_model
+    lora = 4 * 8 * ((d + 3 * d) + (d + d)) + (d * 4 + 4)  # in_proj (d -> 3d), out_proj (d -> d), the head
+    assert methods["LoRA (r=8)"]["trainable"] == lora
+    assert methods["linear probe"]["trainable"] == d * 4 + 4
+    assert methods["full fine-tuning"]["trainable"] == base[0].num_parameters() + d * 4 + 4
+    pref = ad.preference(n_prompts=4, n_eval_prompts=2, betas=(0.1,), epochs=1, best_of=2, n_new=6, batch_size=4,
+                         base=base)
+    assert pref["best_of_n"]["n"] == [1, 2] and len(pref["dpo"]) == 1
+    first = pref["best_of_n"]["true_reward_true_pick"]
+    assert first[1] >= first[0]  # the best of two is at least as good as the first
+    torch.testing.assert_close(torch.tensor(pref["dpo"][0]["losses"][0]), torch.log(torch.tensor(2.0)))
+
+
+def test_main_refuses_an_unknown_part_before_running_anything():
+    with pytest.raises(SystemExit, match=r"unknown parts \['nope'\]"):
+        ad.main(["methods", "nope"])

@@ -270,8 +270,8 @@ def check_kv_head_of(fn, cases: str = "all") -> bool:
             return f"expected an integer for every query head, got {got!r}", None
         if got == expected:
             return None
-        hint = next((h for h, kind in _KV_HEAD_MISTAKES if answers(
-            lambda q, n, g: _kv_head_variant(q, n, g, kind), *case.args) == got), None)
+        hint = next((h for h, kind in _KV_HEAD_MISTAKES
+                     if [_kv_head_variant(q, *case.args, kind) for q in range(case.args[0])] == got), None)
         return f"query heads 0..{len(got) - 1} read KV heads {got} but should read {expected}", hint
 
     return run_probes("check_kv_head_of", all_cases, probe, which=cases)

@@ -2,8 +2,9 @@
 
     python -m llmbook.experiments.mixture_of_experts     # the full run, one CPU thread: see FULL below
 
-Four character-level GPTs (2 layers, d_model = 64, 4 heads) are trained on Shakespeare's training
-split with the same batches in the same order and evaluated on the validation split:
+Four character-level GPTs (2 layers, d_model = 64, 4 heads; batches of 16 windows of 64 characters)
+are trained on Shakespeare's training split with the same batches in the same order and evaluated on
+the validation split:
 
 - "dense": the ordinary feed-forward network, d_ff = 4 d_model;
 - "moe": every feed-forward network replaced by ``MoEFeedForward`` with ``n_experts`` experts of the
@@ -31,7 +32,7 @@ from ..models import GPT, GPTConfig, _init_weights
 from ..tokenizers import CharTokenizer
 from . import run_and_save
 
-FULL = dict(steps=600, seeds=(0, 1), n_experts=8, aux_weight=0.01, eval_every=50)
+FULL = dict(steps=400, seeds=(0, 1), n_experts=8, aux_weight=0.01, eval_every=50, batch_size=16)
 VARIANTS = ("dense", "moe", "moe, no balancing", "dense, wide")
 
 
@@ -90,7 +91,7 @@ def evaluate(model, ids: torch.Tensor, context_length: int, n_windows: int = 64)
 
 
 def run_one(variant: str, train_ids, valid_ids, vocab_size: int, steps: int, seed: int, n_experts: int,
-            aux_weight: float, batch_size: int = 32, context_length: int = 64, lr: float = 3e-3,
+            aux_weight: float, batch_size: int = 16, context_length: int = 64, lr: float = 3e-3,
             eval_every: int = 100) -> dict:
     """Train one variant with AdamW (constant lr after 50 warm-up steps); returns its record."""
     model = build(variant, vocab_size, n_experts, seed, context_length=context_length)
@@ -117,15 +118,15 @@ def run_one(variant: str, train_ids, valid_ids, vocab_size: int, steps: int, see
     return record
 
 
-def run(steps: int = 600, seeds=(0, 1), n_experts: int = 8, aux_weight: float = 0.01,
-        variants=VARIANTS, eval_every: int = 100) -> dict:
+def run(steps: int = 400, seeds=(0, 1), n_experts: int = 8, aux_weight: float = 0.01,
+        variants=VARIANTS, eval_every: int = 100, batch_size: int = 16) -> dict:
     """Every variant for every seed: {"settings": {...}, "runs": [record, ...]}."""
     tokenizer, train_ids, valid_ids = _data()
     runs = [run_one(v, train_ids, valid_ids, tokenizer.vocab_size, steps, seed, n_experts, aux_weight,
-                    eval_every=eval_every)
+                    batch_size=batch_size, eval_every=eval_every)
             for seed in seeds for v in variants]
     settings = dict(steps=steps, seeds=list(seeds), n_experts=n_experts, top_k=1, aux_weight=aux_weight,
-                    d_model=64, n_layers=2, d_ff=256, batch_size=32, context_length=64, lr=3e-3,
+                    d_model=64, n_layers=2, d_ff=256, batch_size=batch_size, context_length=64, lr=3e-3,
                     vocab_size=tokenizer.vocab_size, data="Shakespeare, characters; validation split")
     return {"settings": settings, "runs": runs}
 

@@ -138,3 +138,41 @@ def test_teacher_forcing_checker_reports_shapes_types_and_eos_in_the_inputs(caps
                  "expected a pair (decoder_inputs, labels)")
     line = assert_fails(capsys, checks.check_teacher_forcing_targets, eos_in_inputs, "shape (1, 5)")
     assert "stops before eos" in line
+
+
+# ------------------------------------------------------------------------ grouped-query head grouping
+def test_kv_head_checker_accepts_the_layout_of_the_package_attention(capsys):
+    from llmbook.attention import MultiHeadAttention
+
+    def from_the_package(query_head, n_heads, n_kv_heads):
+        """Read the grouping off a real layer: give KV head g the value g + 1, see what each query head gets."""
+        d_head = 2
+        attn = MultiHeadAttention(n_heads * d_head, n_heads, bias=True, n_kv_heads=n_kv_heads)
+        with torch.no_grad():
+            attn.in_proj.weight.zero_()
+            attn.in_proj.bias.zero_()
+            attn.in_proj.bias[-n_kv_heads * d_head:] = torch.arange(1.0, n_kv_heads + 1).repeat_interleave(d_head)
+            attn.out_proj.weight.copy_(torch.eye(n_heads * d_head))
+            attn.out_proj.bias.zero_()
+            out = attn(torch.zeros(1, 1, n_heads * d_head))[0]  # (1, 1, H * d_head): head h's value
+        return int(out[0, 0, query_head * d_head].item()) - 1
+
+    assert_passes(capsys, checks.check_kv_head_of, from_the_package)
+    assert_passes(capsys, checks.check_kv_head_of, lambda q, h, g: q * g // h)
+
+
+@pytest.mark.parametrize("wrong, fragment", [
+    (lambda q, h, g: q % g, "consecutive query heads share"),
+    (lambda q, h, g: q // g, "group size"),
+    (lambda q, h, g: q, "cannot have a KV head of its own"),
+])
+def test_kv_head_checker_names_the_usual_mistakes(capsys, wrong, fragment):
+    assert_fails(capsys, checks.check_kv_head_of, wrong, "should read", fragment)
+
+
+def test_kv_head_checker_reports_errors_and_non_integers(capsys):
+    assert_fails(capsys, checks.check_kv_head_of, lambda q, h, g: 1 / 0, "ZeroDivisionError")
+    assert_fails(capsys, checks.check_kv_head_of, lambda q, h, g: "zero", "expected an integer")
+    right_on_visible_only = lambda q, h, g: q * g // h if h not in (6, 32) else 0  # noqa: E731
+    assert_fails(capsys, checks.check_kv_head_of, right_on_visible_only, "case 5 (n_heads=6, n_kv_heads=3)")
+    assert_passes(capsys, checks.check_kv_head_of, right_on_visible_only, cases="visible")

@@ -44,3 +44,22 @@ def test_range_explorer_redraws_and_reports_fractions():
         viz.range_explorer({})
     with pytest.raises(ValueError, match="unknown number format"):
         viz.range_explorer({"a": torch.ones(2)}, fmt="fp5")
+
+
+def test_range_histogram_legend_is_readable_and_can_be_left_out():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from llmbook.viz import plot_range_histogram
+
+    values = torch.randn(1000, generator=torch.Generator().manual_seed(0))
+    fig, (ax1, ax2) = plt.subplots(1, 2)
+    plot_range_histogram(values, "fp8_e4m3", ax=ax1)
+    plot_range_histogram(values, "fp8_e4m3", ax=ax2, legend=None)
+    texts = ax1.get_legend().get_texts()
+    assert [t.get_text() for t in texts] == ["fp8_e4m3: subnormal", "fp8_e4m3: normal"]
+    assert min(t.get_fontsize() for t in texts) >= 8  # the book's smallest legend size
+    assert ax2.get_legend() is None
+    plt.close(fig)

@@ -16,7 +16,7 @@ from .adaptation import check_dpo_loss, check_lora_forward, check_prompt_mask
 from .applications import check_confusion_matrix, check_few_shot_prompt
 from .attention import check_causal_mask, check_scaled_dot_product_attention, check_sinusoidal_encoding
 from .emergence import check_answer_log_likelihood, check_exact_match, check_induction_score
-from .encoder_decoder import check_layer_norm, check_residual_sublayer, check_teacher_forcing_targets
+from .encoder_decoder import check_kv_head_of, check_layer_norm, check_residual_sublayer, check_teacher_forcing_targets
 from .inference import check_kv_cache_bytes, check_quantize_int8, check_top_p_filter
 from .pretraining import check_lr_schedule, check_mlm_mask, check_nsp_pairs
 from .probability import check_cross_entropy, check_perplexity, check_perplexity_conversion, check_softmax
@@ -26,7 +26,7 @@ __all__ = [
     "check_causal_mask", "check_cross_entropy", "check_layer_norm", "check_mlm_mask", "check_perplexity",
     "check_perplexity_conversion",
     "check_scaled_dot_product_attention", "check_sinusoidal_encoding", "check_softmax",
-    "check_residual_sublayer", "check_teacher_forcing_targets",
+    "check_residual_sublayer", "check_teacher_forcing_targets", "check_kv_head_of",
     "check_compute_optimal", "check_fp8_round", "check_power_law_fit",
     "check_kv_cache_bytes", "check_quantize_int8", "check_top_p_filter",
     "check_lr_schedule", "check_nsp_pairs",

@@ -1,5 +1,6 @@
 """Checkers for the encoder and decoder exercises (chapter 4): layer normalisation, the residual
-sublayer (pre-LN and post-LN) and the decoder inputs and labels of teacher forcing.
+sublayer (pre-LN and post-LN), the decoder inputs and labels of teacher forcing, and which key/value head
+each query head reads in grouped-query attention.
 
 Used in chapter 4, Encoder and decoder.
 """
@@ -9,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import pad_batch
-from ._core import Case, case_generator, run_cases, tensor_problem, variant_mistakes
+from ._core import Case, call_learner, case_generator, run_cases, run_probes, tensor_problem, variant_mistakes
 
 
 # --------------------------------------------------------------------------------- layer norm
@@ -220,3 +221,57 @@ def check_teacher_forcing_targets(fn, cases: str = "all") -> bool:
                      _teacher_forcing_problem, _TEACHER_FORCING_MISTAKES,
                      fallback_hint="decoder_inputs = [bos] + target, labels = target + [eos], padded on the "
                                    "right with pad_id; use the ids you are given.", which=cases)
+
+
+# ----------------------------------------------------------------- grouped-query attention: head grouping
+def _kv_head_variant(query_head, n_heads, n_kv_heads, kind="right"):
+    """The key/value head that query head `query_head` reads, or one of the usual mistakes (kind)."""
+    if kind == "modulo":  # interleaved groups: 0, 1, 0, 1, ... instead of 0, 0, 1, 1, ...
+        return query_head % n_kv_heads
+    if kind == "divide_by_kv_heads":  # divides by the number of groups instead of the group size
+        return query_head // n_kv_heads
+    if kind == "own_head":  # as in multi-head attention
+        return query_head
+    return query_head // (n_heads // n_kv_heads)
+
+
+_KV_HEAD_MISTAKES = [
+    ("consecutive query heads share a key/value head: with 4 query heads and 2 KV heads, heads 0 and 1 read "
+     "KV head 0 and heads 2 and 3 read KV head 1 (not 0, 1, 0, 1).", "modulo"),
+    ("divide by the group size n_heads // n_kv_heads (query heads per KV head), not by n_kv_heads.",
+     "divide_by_kv_heads"),
+    ("with fewer KV heads than query heads, query head h cannot have a KV head of its own: "
+     "n_heads // n_kv_heads query heads share each one.", "own_head"),
+]
+
+
+def check_kv_head_of(fn, cases: str = "all") -> bool:
+    """Check fn(query_head, n_heads, n_kv_heads) -> the key/value head that query head reads in grouped-query
+    attention (llmbook.attention.MultiHeadAttention's layout: query heads in n_kv_heads consecutive groups).
+
+    Every query head of each case is asked; n_kv_heads = n_heads is multi-head and 1 multi-query attention.
+    cases: "all", or the "visible" or "hidden" ones (6 heads in 3 groups; 32 heads in 8) of a graded assignment.
+    """
+    all_cases = [Case(f"n_heads={h}, n_kv_heads={g}", (h, g), hidden=hidden)
+                 for h, g, hidden in ((4, 2, False), (8, 2, False), (4, 1, False), (4, 4, False),
+                                      (6, 3, True), (32, 8, True))]
+
+    def answers(f, n_heads, n_kv_heads):
+        return [f(q, n_heads, n_kv_heads) for q in range(n_heads)]
+
+    def probe(case):
+        expected = answers(_kv_head_variant, *case.args)
+        ok, got = call_learner(lambda h, g: answers(fn, h, g), case)
+        if not ok:
+            return got, None
+        try:
+            got = [int(v) for v in got]
+        except (TypeError, ValueError):
+            return f"expected an integer for every query head, got {got!r}", None
+        if got == expected:
+            return None
+        hint = next((h for h, kind in _KV_HEAD_MISTAKES
+                     if [_kv_head_variant(q, *case.args, kind) for q in range(case.args[0])] == got), None)
+        return f"query heads 0..{len(got) - 1} read KV heads {got} but should read {expected}", hint
+
+    return run_probes("check_kv_head_of", all_cases, probe, which=cases)

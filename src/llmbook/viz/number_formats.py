@@ -13,13 +13,15 @@ from ..precision import format_limits_log2, get_format, log2_magnitudes, range_r
 from .images import figure_png, png_img_tag
 
 
-def plot_range_histogram(values, fmt=None, ax=None, label=None, shift=0, title=None, bins=None):
+def plot_range_histogram(values, fmt=None, ax=None, label=None, shift=0, title=None, bins=None,
+                         legend="upper left"):
     """Histogram of log2 |values| (the nonzero finite entries), against the range of a number format.
 
     values: a tensor (any shape); fmt: a llmbook.precision format name ("fp16", "bf16", "fp8_e4m3",
     "fp8_e5m2", "fp32") or None for no range; shift: multiply the values by 2^shift first (what a
     loss scale does). The format's normal range is shaded grey and its subnormal range hatched;
-    values left of both round to 0, values right of them overflow. Returns the matplotlib Axes.
+    values left of both round to 0, values right of them overflow. legend: where the legend goes (a
+    matplotlib loc such as "upper left", or "best"), or None for none. Returns the matplotlib Axes.
     Raises ValueError if values has no nonzero finite entry or fmt is unknown.
     """
     import matplotlib.pyplot as plt
@@ -45,7 +47,8 @@ def plot_range_histogram(values, fmt=None, ax=None, label=None, shift=0, title=N
     ax.set_ylabel("count")
     if title is not None:
         ax.set_title(title)
-    ax.legend(fontsize=7, loc="upper left")
+    if legend is not None:
+        ax.legend(fontsize=8, loc=legend)
     return ax
 
 

@@ -1,0 +1,139 @@
+"""A mixture of experts against dense models: same active parameters, same data, same batches.
+
+    python -m llmbook.experiments.mixture_of_experts     # the full run, one CPU thread: see FULL below
+
+Four character-level GPTs (2 layers, d_model = 64, 4 heads; batches of 16 windows of 64 characters)
+are trained on Shakespeare's training split with the same batches in the same order and evaluated on
+the validation split:
+
+- "dense": the ordinary feed-forward network, d_ff = 4 d_model;
+- "moe": every feed-forward network replaced by ``MoEFeedForward`` with ``n_experts`` experts of the
+  same size and top-1 routing (Switch), trained with the load-balancing loss times ``aux_weight``:
+  each token passes through one expert, so the parameters it uses (its *active* parameters) are
+  those of "dense" plus the router;
+- "moe, no balancing": the same without the load-balancing loss;
+- "dense, wide": one feed-forward network with n_experts * d_ff hidden units, the same *total*
+  parameters as "moe" and n_experts times its feed-forward work per token.
+
+For every run the result holds the validation loss every ``eval_every`` steps, and for the routed
+models how many of the validation tokens each layer sends to each expert and the load-balancing
+loss during training. Chapter 8 reads ``results/mixture_of_experts.json``.
+
+Used in chapter 8, Scaling and unit scaling.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..blocks import MoEFeedForward
+from ..corpora import shakespeare
+from ..data import lm_batch
+from ..models import GPT, GPTConfig, _init_weights
+from ..tokenizers import CharTokenizer
+from . import run_and_save
+
+FULL = dict(steps=400, seeds=(0, 1), n_experts=8, aux_weight=0.01, eval_every=50, batch_size=16)
+VARIANTS = ("dense", "moe", "moe, no balancing", "dense, wide")
+
+
+def _data():
+    train_text, valid_text = shakespeare("train"), shakespeare("validation")
+    tokenizer = CharTokenizer(train_text + valid_text)  # the character set of both splits
+    return tokenizer, torch.tensor(tokenizer.encode(train_text)), torch.tensor(tokenizer.encode(valid_text))
+
+
+def build(variant: str, vocab_size: int, n_experts: int, seed: int, d_model: int = 64, n_layers: int = 2,
+          context_length: int = 64) -> GPT:
+    """The GPT of one variant, GPT-2's initialisation (std 0.02) everywhere, experts included."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
+    d_ff = 4 * d_model * (n_experts if variant == "dense, wide" else 1)
+    torch.manual_seed(seed)
+    model = GPT(GPTConfig(vocab_size=vocab_size, context_length=context_length, n_layers=n_layers, n_heads=4,
+                          d_model=d_model, d_ff=d_ff))
+    if variant.startswith("moe"):
+        for block in model.blocks:
+            block.ff = MoEFeedForward(d_model, 4 * d_model, n_experts, top_k=1, activation="gelu_tanh")
+            _init_weights(block.ff)
+    return model
+
+
+def _moe_layers(model):
+    return [b.ff for b in model.blocks if isinstance(b.ff, MoEFeedForward)]
+
+
+def expert_load(model, ids: torch.Tensor, context_length: int, n_windows: int = 64) -> list[list[int]]:
+    """Per routed layer, how many tokens of n_windows validation windows go to each expert."""
+    counts = []
+
+    def count(module, inputs, logits):  # the router's output: (N, n_experts) scores; top-1 picks the largest
+        counts.append(torch.bincount(logits.argmax(-1), minlength=logits.size(-1)).tolist())
+
+    hooks = [m.router.register_forward_hook(count) for m in _moe_layers(model)]
+    starts = torch.linspace(0, len(ids) - context_length - 1, n_windows).long()
+    with torch.no_grad():
+        model.eval()(torch.stack([ids[s:s + context_length] for s in starts]))
+    model.train()
+    for h in hooks:
+        h.remove()
+    return counts
+
+
+def evaluate(model, ids: torch.Tensor, context_length: int, n_windows: int = 64) -> float:
+    """Mean cross-entropy (nats per character) on n_windows evenly spaced validation windows."""
+    starts = torch.linspace(0, len(ids) - context_length - 1, n_windows).long()
+    x = torch.stack([ids[s:s + context_length] for s in starts])
+    y = torch.stack([ids[s + 1:s + context_length + 1] for s in starts])
+    with torch.no_grad():
+        loss = model.eval()(x, targets=y).loss.item()
+    model.train()
+    return loss
+
+
+def run_one(variant: str, train_ids, valid_ids, vocab_size: int, steps: int, seed: int, n_experts: int,
+            aux_weight: float, batch_size: int = 16, context_length: int = 64, lr: float = 3e-3,
+            eval_every: int = 100) -> dict:
+    """Train one variant with AdamW (constant lr after 50 warm-up steps); returns its record."""
+    model = build(variant, vocab_size, n_experts, seed, context_length=context_length)
+    weight = aux_weight if variant == "moe" else 0.0
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50))
+    batches = torch.Generator().manual_seed(seed)  # every variant of a seed sees the same batches
+    record = {"variant": variant, "seed": seed, "step": [], "valid_loss": [], "aux_loss": [],
+              "total_params": sum(p.numel() for p in model.parameters())}
+    for step in range(steps):
+        x, y = lm_batch(train_ids, batch_size, context_length, generator=batches)
+        loss = model(x, targets=y).loss
+        aux = sum(m.aux_loss for m in _moe_layers(model)) / max(1, len(_moe_layers(model)))
+        (loss + weight * aux).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        if (step + 1) % eval_every == 0:
+            record["step"].append(step + 1)
+            record["valid_loss"].append(round(evaluate(model, valid_ids, context_length), 5))
+            record["aux_loss"].append(round(float(aux.detach()), 5) if _moe_layers(model) else None)
+    record["expert_load"] = expert_load(model, valid_ids, context_length)
+    return record
+
+
+def run(steps: int = 400, seeds=(0, 1), n_experts: int = 8, aux_weight: float = 0.01,
+        variants=VARIANTS, eval_every: int = 100, batch_size: int = 16) -> dict:
+    """Every variant for every seed: {"settings": {...}, "runs": [record, ...]}."""
+    tokenizer, train_ids, valid_ids = _data()
+    runs = [run_one(v, train_ids, valid_ids, tokenizer.vocab_size, steps, seed, n_experts, aux_weight,
+                    batch_size=batch_size, eval_every=eval_every)
+            for seed in seeds for v in variants]
+    settings = dict(steps=steps, seeds=list(seeds), n_experts=n_experts, top_k=1, aux_weight=aux_weight,
+                    d_model=64, n_layers=2, d_ff=256, batch_size=batch_size, context_length=64, lr=3e-3,
+                    vocab_size=tokenizer.vocab_size, data="Shakespeare, characters; validation split")
+    return {"settings": settings, "runs": runs}
+
+
+def main() -> None:
+    run_and_save("mixture_of_experts", run, **FULL)
+
+
+if __name__ == "__main__":
+    main()

@@ -259,3 +259,29 @@ def test_speculative_sampling_refuses_temperature_zero():
     target, draft = gpt(0), gpt(1)
     with pytest.raises(ValueError, match="temperature > 0, got 0.*speculative_generate"):
         speculative_sample(target, draft, torch.tensor([[1]]), 5, temperature=0)
+
+
+def test_conditional_acceptance_counts_only_judged_tokens():
+    from llmbook.speculative import SpeculativeStats
+    # rounds of k = 4: all kept; 1 kept then a rejection; none kept (a rejection); last round k = 2, both kept
+    stats = SpeculativeStats(4, proposed=14, accepted=[4, 1, 0, 2], proposals=[4, 4, 4, 2])
+    assert stats.acceptance_rate == 7 / 14  # tokens after a rejection count against it
+    assert stats.conditional_acceptance == 7 / 9  # judged: 4 + (1 + 1) + (0 + 1) + 2
+
+
+def test_conditional_acceptance_recovers_alpha_of_independent_rounds():
+    from llmbook.speculative import SpeculativeStats
+    g = torch.Generator().manual_seed(0)
+    alpha, k, rounds = 0.8, 4, 20_000
+    kept = (torch.rand(rounds, k, generator=g) < alpha).long().cumprod(dim=1).sum(dim=1).tolist()
+    stats = SpeculativeStats(k, proposed=k * rounds, accepted=kept, proposals=[k] * rounds)
+    assert abs(stats.conditional_acceptance - alpha) < 0.01
+    assert abs(stats.acceptance_rate - sum(alpha ** i for i in range(1, k + 1)) / k) < 0.01  # 0.59, not 0.8
+
+
+def test_stats_of_a_run_record_each_rounds_proposals():
+    target, draft = gpt(0), gpt(1, n_layers=1)
+    _, stats = speculative_generate(target, draft, torch.tensor([[3]]), 23, draft_tokens=4)
+    assert sum(stats.proposals) == stats.proposed and len(stats.proposals) == stats.target_calls
+    assert all(n <= k for n, k in zip(stats.accepted, stats.proposals))
+    assert 0 <= stats.acceptance_rate <= stats.conditional_acceptance <= 1

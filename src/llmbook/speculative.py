@@ -27,7 +27,8 @@ from .models import check_token_ids
 
 @dataclass
 class SpeculativeStats:
-    """What one speculative run did. accepted[r] = draft tokens the target kept in round r."""
+    """What one speculative run did. accepted[r] = draft tokens the target kept in round r, of
+    proposals[r] it was offered (k, fewer in the last round)."""
 
     draft_tokens: int  # k: tokens the draft proposes per round (fewer near the end)
     proposed: int = 0  # draft tokens proposed in all rounds
@@ -35,11 +36,22 @@ class SpeculativeStats:
     draft_calls: int = 0  # forward passes of the draft model
     new_tokens: int = 0  # tokens added to the prompt
     accepted: list[int] = field(default_factory=list)
+    proposals: list[int] = field(default_factory=list)
 
     @property
     def acceptance_rate(self) -> float:
-        """Fraction of proposed draft tokens that the target kept."""
+        """Fraction of proposed draft tokens that the target kept (accepted / proposed). The tokens after
+        a round's first rejection count as rejected though the target never judged them."""
         return sum(self.accepted) / self.proposed if self.proposed else 0.0
+
+    @property
+    def conditional_acceptance(self) -> float:
+        """alpha: the share of *judged* draft tokens that were kept, accepted / (accepted + rejections),
+        a rejection being a round that stopped before its last proposal. It estimates the probability
+        that a token is accepted given that all before it in the round were, the alpha of
+        E[tokens per round] = (1 - alpha^(k+1)) / (1 - alpha)."""
+        judged = sum(n + (n < k) for n, k in zip(self.accepted, self.proposals))
+        return sum(self.accepted) / judged if judged else 0.0
 
     @property
     def tokens_per_target_call(self) -> float:
@@ -182,6 +194,7 @@ def _speculate(target, draft, idx, max_new_tokens, draft_tokens, eos_id, propose
             new = torch.cat([guesses[:n], nxt])  # accepted guesses, then the target's token
             stats.proposed += k
             stats.accepted.append(n)
+            stats.proposals.append(k)
             if eos_id is not None and bool((new == eos_id).any()):
                 new = new[: int((new == eos_id).nonzero()[0]) + 1]
             seq = torch.cat([seq, new[None]], dim=1)

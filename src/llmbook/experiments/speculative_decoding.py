@@ -5,7 +5,8 @@
 A target GPT and a much smaller draft GPT are trained on the toy grammar (characters,
 ``llmbook.data.toy_grammar_corpus``). For each draft length k, ``measure`` runs greedy speculative
 decoding (``llmbook.speculative``) from a few prompts, checks that the output equals the target's
-own greedy output, and records the acceptance rate, the new tokens per target pass and the speed-up:
+own greedy output, and records the acceptance rate (accepted / proposed), the conditional
+acceptance alpha, the new tokens per target pass and the speed-up:
 the CPU time of ordinary cached greedy decoding with the target divided by that of speculative
 decoding (medians of ``repeats`` runs of each, timed in turns). It also records c, the CPU time of
 one draft decode step divided by that of one target step, which the speed-up depends on. Chapter 7
@@ -58,12 +59,14 @@ def train_gpt(train_ids, vocab_size: int, n_layers: int, d_model: int, n_heads: 
 def measure(target, draft, prompts, ks, new_tokens: int = 120, repeats: int = 3) -> dict:
     """Speculative decoding of each prompt (a (1, T) id tensor) for every draft length in ks.
 
-    Returns plain data: ks, and per k the mean acceptance_rate and tokens_per_target_call over the
+    Returns plain data: ks, and per k the mean acceptance_rate (accepted / proposed), alpha (the
+    conditional acceptance, ``SpeculativeStats.conditional_acceptance``) and tokens_per_target_call over the
     prompts, identical (whether every output equalled the target's greedy output) and speedup
     (CPU time of target greedy decoding / speculative decoding, summed over the prompts, medians of
     repeats, the two timed in turns); plus cost_ratio, a draft decode step's CPU time over a target step's.
     """
-    out = {"ks": list(ks), "acceptance_rate": [], "tokens_per_target_call": [], "identical": [], "speedup": []}
+    out = {"ks": list(ks), "acceptance_rate": [], "alpha": [], "tokens_per_target_call": [], "identical": [],
+           "speedup": []}
 
     def plain(model):
         return lambda: [generate(model, p, new_tokens, temperature=0) for p in prompts]
@@ -75,6 +78,7 @@ def measure(target, draft, prompts, ks, new_tokens: int = 120, repeats: int = 3)
         runs = [speculative_generate(target, draft, p, new_tokens, draft_tokens=k) for p in prompts]
         out["identical"].append(all(torch.equal(ids, g) for (ids, _), g in zip(runs, greedy)))
         out["acceptance_rate"].append(round(sum(s.acceptance_rate for _, s in runs) / len(runs), 4))
+        out["alpha"].append(round(sum(s.conditional_acceptance for _, s in runs) / len(runs), 4))
         out["tokens_per_target_call"].append(round(sum(s.tokens_per_target_call for _, s in runs) / len(runs), 4))
         plain_time, spec_time = cpu_seconds_interleaved(
             [plain(target), lambda k=k: [speculative_generate(target, draft, p, new_tokens, k) for p in prompts]],

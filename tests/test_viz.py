@@ -29,6 +29,7 @@ def test_plot_attention_uses_query_tokens_for_keys_and_can_annotate():
     ax = viz.plot_attention(weights, list("abc"), annotate=True)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
     assert sorted(t.get_text() for t in ax.texts) == sorted(f"{w:.2f}" for w in weights.flatten().tolist())
+    assert min(t.get_fontsize() for t in ax.texts) >= 8  # the book's smallest readable size
 
 
 @pytest.mark.parametrize("weights, query, keys, message", [

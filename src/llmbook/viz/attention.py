@@ -68,7 +68,7 @@ def _draw_heatmap(ax, w, rows, cols, vmax, annotate, cmap):
             for j, value in enumerate(row):
                 # dark text on the light end of the colour map, light text on the dark end
                 colour = "black" if value > 0.6 * top else "white"
-                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=colour)
+                ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color=colour)
 
 
 def attention_maps(model, ids) -> list[torch.Tensor]:

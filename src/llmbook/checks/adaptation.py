@@ -20,8 +20,8 @@ def _lora_forward(x, weight, bias, A, B, alpha, scale=None):
 
 
 _LORA_MISTAKES = [
-    ("the update is scaled by alpha / r, not by alpha: dividing by the rank keeps the update's size "
-     "comparable when you change r.", lambda x, w, b, A, B, alpha: _lora_forward(x, w, b, A, B, alpha, scale=alpha)),
+    ("the update is scaled by alpha / r, not by alpha: LoRA divides by the rank so that alpha can stay "
+     "fixed when you change r.", lambda x, w, b, A, B, alpha: _lora_forward(x, w, b, A, B, alpha, scale=alpha)),
     ("the low-rank path is scaled by alpha / r; you left the scale out.",
      lambda x, w, b, A, B, alpha: _lora_forward(x, w, b, A, B, alpha, scale=1.0)),
     ("the scale is alpha / r, you used r / alpha.",

@@ -34,5 +34,18 @@ def test_run_at_a_tiny_size_returns_aligned_plain_data_deterministically():
     assert data["runs"][0]["params"] < data["runs"][1]["params"]
     again = em.run([(1, 8)], steps=4, eval_every=2, n_test=20, n_train=200)
     assert again["runs"][0]["answer_log_likelihood"] == data["runs"][0]["answer_log_likelihood"]
-    with pytest.raises(ValueError, match="sizes is empty"):
+    with pytest.raises(ValueError, match="must not be empty"):
         em.run([], steps=2)
+    with pytest.raises(ValueError, match="must not be empty"):
+        em.run([(1, 8)], steps=2, seeds=())
+
+
+def test_seeds_change_the_training_run_but_not_the_problems():
+    data = em.run([(1, 8)], steps=4, eval_every=2, n_test=20, n_train=200, seeds=(0, 1))
+    assert [r["seed"] for r in data["runs"]] == [0, 1]
+    assert data["settings"]["seeds"] == [0, 1] and data["settings"]["data_seed"] == 0
+    first, second = data["runs"]
+    assert first["params"] == second["params"]
+    assert first["answer_log_likelihood"] != second["answer_log_likelihood"]  # other weights, other batches
+    alone = em.run([(1, 8)], steps=4, eval_every=2, n_test=20, n_train=200, seeds=(1,))
+    assert alone["runs"][0]["answer_log_likelihood"] == second["answer_log_likelihood"]

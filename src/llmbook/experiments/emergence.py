@@ -2,6 +2,9 @@
 
     python -m llmbook.experiments.emergence     # the full run, one CPU thread: see FULL below
 
+Every size is trained from several seeds: a seed sets the model's initial weights and the order of
+its batches; the problems (training pool and held-out set) are the same for every seed.
+
 Every model sees the same problems in the same order ("042+517=0559" and a newline: numbers written
 with a fixed number of digits, so that digit k of every number sits at the same position), is trained
 with the loss on the answer only, and is evaluated every ``eval_every`` steps on the same held-out
@@ -35,9 +38,10 @@ from . import run_and_save
 
 ALPHABET = "0123456789+=\n"
 N_DIGITS = 3
-# (n_layers, d_model) of the full run: 1,960 to 226,272 parameters
-FULL = dict(sizes=[(2, 8), (2, 16), (2, 24), (2, 32), (2, 40), (2, 48), (2, 64), (2, 96)], steps=1500,
-            eval_every=50, n_test=1000)
+# (n_layers, d_model) of the full run: 1,960 to 57,840 parameters, three seeds each (d_model 64 and 96,
+# 101,696 and 226,272 parameters, cost as much CPU time as the six smaller sizes together)
+FULL = dict(sizes=[(2, 8), (2, 16), (2, 24), (2, 32), (2, 40), (2, 48)], steps=1500,
+            eval_every=50, n_test=1000, seeds=(0, 1, 2))
 BATCH_SIZE, LR, WARMUP_STEPS = 64, 3e-3, 50
 
 
@@ -130,31 +134,33 @@ def train_adder(n_layers: int, d_model: int, steps: int, eval_every: int = 50, n
     return model, record
 
 
-def run(sizes, steps: int, eval_every: int = 50, n_test: int = 1000, n_train: int = 100_000, seed: int = 0,
-        progress: bool = False, device: str | None = "cpu") -> dict:
-    """Train one GPT per (n_layers, d_model) in sizes on the same addition problems; return plain data:
-    {"settings": {...}, "runs": [{n_layers, d_model, params, wall_seconds, step, exact_match,
-    token_accuracy, answer_log_likelihood, position_accuracy}, ...]} with the metric lists aligned
-    with step (position_accuracy holds one list of n_digits + 2 accuracies per evaluation).
-    Raises ValueError for an empty sizes list or steps < 1.
+def run(sizes, steps: int, eval_every: int = 50, n_test: int = 1000, n_train: int = 100_000, seeds=(0,),
+        data_seed: int = 0, progress: bool = False, device: str | None = "cpu") -> dict:
+    """Train one GPT per (n_layers, d_model) in sizes and per seed, on the same addition problems (drawn
+    from data_seed); return plain data: {"settings": {...}, "runs": [{n_layers, d_model, seed, params,
+    wall_seconds, step, exact_match, token_accuracy, answer_log_likelihood, position_accuracy}, ...]},
+    seed by seed, with the metric lists aligned with step (position_accuracy holds one list of
+    n_digits + 2 accuracies per evaluation).
+    Raises ValueError for an empty sizes or seeds, or steps < 1.
     """
-    if not sizes:
-        raise ValueError("sizes is empty: give at least one (n_layers, d_model)")
-    data = problems(n_train, n_test, seed)
+    if not sizes or not seeds:
+        raise ValueError(f"sizes={sizes} and seeds={seeds} must not be empty: give at least one of each")
+    data = problems(n_train, n_test, data_seed)
     runs = []
-    for n_layers, d_model in sizes:
-        start = time.perf_counter()
-        model, record = train_adder(n_layers, d_model, steps, eval_every, n_test, n_train, seed, device, data)
-        seconds = time.perf_counter() - start
-        runs.append({"n_layers": n_layers, "d_model": d_model, "params": model.num_parameters(),
-                     "wall_seconds": round(seconds, 1), **record})
-        if progress:
-            print(f"n_layers={n_layers} d_model={d_model:3d}  params={runs[-1]['params']:>7,}  "
-                  f"exact match {record['exact_match'][-1]:.3f}  token accuracy {record['token_accuracy'][-1]:.3f}"
-                  f"  log-likelihood {record['answer_log_likelihood'][-1]:.3f}  {seconds:.0f} s", flush=True)
+    for seed in seeds:
+        for n_layers, d_model in sizes:
+            start = time.perf_counter()
+            model, record = train_adder(n_layers, d_model, steps, eval_every, n_test, n_train, seed, device, data)
+            seconds = time.perf_counter() - start
+            runs.append({"n_layers": n_layers, "d_model": d_model, "seed": seed, "params": model.num_parameters(),
+                         "wall_seconds": round(seconds, 1), **record})
+            if progress:
+                print(f"seed={seed} n_layers={n_layers} d_model={d_model:3d}  params={runs[-1]['params']:>7,}  "
+                      f"exact match {record['exact_match'][-1]:.3f}  token accuracy {record['token_accuracy'][-1]:.3f}"
+                      f"  log-likelihood {record['answer_log_likelihood'][-1]:.3f}  {seconds:.0f} s", flush=True)
     settings = {"n_digits": N_DIGITS, "answer_tokens": N_DIGITS + 2, "batch_size": BATCH_SIZE, "lr": LR,
                 "warmup_steps": min(WARMUP_STEPS, steps // 2), "steps": steps, "eval_every": eval_every,
-                "n_test": n_test, "n_train": len(data[0]), "seed": seed}
+                "n_test": n_test, "n_train": len(data[0]), "seeds": list(seeds), "data_seed": data_seed}
     return {"settings": settings, "runs": runs}
 
 

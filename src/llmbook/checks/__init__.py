@@ -21,6 +21,7 @@ from .inference import check_kv_cache_bytes, check_quantize_int8, check_top_p_fi
 from .pretraining import check_lr_schedule, check_mlm_mask, check_nsp_pairs
 from .probability import check_cross_entropy, check_perplexity, check_perplexity_conversion, check_softmax
 from .scaling import check_compute_optimal, check_fp8_round, check_power_law_fit
+from .serving import check_block_lookup, check_online_softmax_step, check_speculative_accept
 
 __all__ = [
     "check_causal_mask", "check_cross_entropy", "check_layer_norm", "check_mlm_mask", "check_perplexity",
@@ -29,6 +30,7 @@ __all__ = [
     "check_residual_sublayer", "check_teacher_forcing_targets", "check_kv_head_of",
     "check_compute_optimal", "check_fp8_round", "check_power_law_fit",
     "check_kv_cache_bytes", "check_quantize_int8", "check_top_p_filter",
+    "check_block_lookup", "check_online_softmax_step", "check_speculative_accept",
     "check_lr_schedule", "check_nsp_pairs",
     "check_answer_log_likelihood", "check_exact_match", "check_induction_score",
     "check_confusion_matrix", "check_few_shot_prompt",

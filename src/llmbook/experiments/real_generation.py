@@ -1,6 +1,6 @@
 """Decoding settings and prompts, measured on the shipped ``tang-gpt`` and ``shakespeare-gpt``.
 
-    python -m llmbook.experiments.real_generation     # a few minutes on one CPU core
+    python -m llmbook.experiments.real_generation     # about 100 s of CPU time on one core
 
 Three measurements, each on text none of the models trained on (the test split):
 

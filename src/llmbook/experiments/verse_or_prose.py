@@ -1,6 +1,6 @@
 """Verse or prose? Fine-tuning ``shakespeare-bert`` on a label the corpus gives, against four baselines.
 
-    python -m llmbook.experiments.verse_or_prose     # about 5 minutes on one CPU core
+    python -m llmbook.experiments.verse_or_prose     # about 100 s of CPU time on one core
 
 Shakespeare's characters speak either verse or prose, and the printed text shows which: a verse line
 starts with a capital letter, while prose is wrapped like a paragraph, so most of its lines start in

@@ -15,6 +15,8 @@ forward pass, and its cost is `fixed + per_token * tokens` (tokens = the positio
 padding included) — chapter 7 measures the two constants on the shipped model. Every request is
 assumed to produce the same tokens either way (greedy decoding does; the scheduler changes when
 a token is computed, not which).
+
+Taught in chapter 7, Inference engineering.
 """
 from __future__ import annotations
 

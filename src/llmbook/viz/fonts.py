@@ -8,7 +8,9 @@ to matplotlib's list of font families, where it acts as a *fallback*: matplotlib
 with the first family in the list that has it, so Latin text keeps DejaVu Sans and only what DejaVu
 lacks comes from the shipped font. Nothing is installed on the machine and nothing is downloaded.
 
-Used in chapters 2 and 6 and by the heatmaps of `llmbook.viz` whenever a label is Chinese.
+Used by the heatmaps and bar charts of `llmbook.viz` whenever a label is Chinese (no chapter draws
+Chinese in a figure yet; chapters 2 and 6 print their Chinese text).
+Used in the front matter, on the page Data and models.
 """
 from __future__ import annotations
 

@@ -10,7 +10,9 @@ start in lower case; speeches in between are left out), and every line of it wit
 becomes an example, **with its first letter put in lower case** so that the layout does not give the
 answer away. These four plays are the validation and test splits: the shipped BERT never read them.
 In each play the first 80 % of the lines form the pool the labelled examples come from, the last 20 %
-the test pool (whole scenes apart).
+the test pool (the cut falls wherever the 80 % mark is, so one speech per play may straddle it).
+Two layout cues survive the lower-casing: prose lines are longer and mostly end without punctuation
+(where the printer broke them), and a line that starts with a quote mark keeps its first letter's case.
 
 Five classifiers learn from the same labelled lines, over several seeds:
 

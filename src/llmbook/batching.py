@@ -12,9 +12,9 @@ a block of `block_size` positions only when a sequence reaches it.
 
 This module simulates both schedulers token for token; it does not run a model. A step is one
 forward pass, and its cost is `fixed + per_token * tokens` (tokens = the positions the pass computes,
-padding included) — chapter 7 measures the two constants on the shipped model. Every request is
-assumed to produce the same tokens either way (greedy decoding does; the scheduler changes when
-a token is computed, not which).
+padding included); chapter 7 takes fixed = 1 as the unit of time and checks that its conclusions
+hold for per_token from 0.001 to 0.05. Every request is assumed to produce the same tokens either
+way (greedy decoding does; the scheduler changes when a token is computed, not which).
 
 Taught in chapter 7, Inference engineering.
 """

@@ -49,12 +49,27 @@ def test_tiny_runs_record_what_the_chapter_reads():
     assert methods["LoRA (r=8)"]["trainable"] == lora
     assert methods["linear probe"]["trainable"] == d * 4 + 4
     assert methods["full fine-tuning"]["trainable"] == base[0].num_parameters() + d * 4 + 4
-    pref = ad.preference(n_prompts=4, n_eval_prompts=2, betas=(0.1,), epochs=1, best_of=2, n_new=6, batch_size=4,
-                         base=base)
+    tiny = dict(n_prompts=4, n_eval_prompts=2, betas=(0.1,), epochs=2, best_of=2, n_new=6, batch_size=4, base=base)
+    pref = ad.preference(seeds=(0, 1), **tiny)
     assert pref["best_of_n"]["n"] == [1, 2] and len(pref["dpo"]) == 1
     first = pref["best_of_n"]["true_reward_true_pick"]
     assert first[1] >= first[0]  # the best of two is at least as good as the first
-    torch.testing.assert_close(torch.tensor(pref["dpo"][0]["losses"][0]), torch.log(torch.tensor(2.0)))
+    run = pref["dpo"][0]
+    assert run["seeds"] == pref["reference"]["seeds"] == [0, 1]
+    for key in ("true_reward", "rm_reward", "kl", "losses", "margins", "cpu_seconds"):
+        assert len(run[key]) == 2, key
+    assert len(pref["reference"]["true_reward"]) == 2
+    for losses in run["losses"]:  # every seed starts at policy = reference
+        torch.testing.assert_close(torch.tensor(losses[0]), torch.log(torch.tensor(2.0)))
+    assert run["losses"][0][1] != run["losses"][1][1]  # the seeds are different runs
+    # a seed's run does not depend on which other seeds ran: seed 1 alone gives the same numbers
+    alone = ad.preference(seeds=(1,), **tiny)
+    for key in ("true_reward", "kl", "losses"):
+        assert alone["dpo"][0][key] == [run[key][1]], key
+    assert alone["reference"]["true_reward"] == [pref["reference"]["true_reward"][1]]
+    for bad in ((), (0, 0)):
+        with pytest.raises(ValueError, match="seeds must be distinct"):
+            ad.preference(seeds=bad, **tiny)
 
 
 def test_main_refuses_an_unknown_part_before_running_anything():

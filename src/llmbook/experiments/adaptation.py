@@ -19,7 +19,7 @@ Each part is a full run on one CPU thread (settings in FULL below); the three ca
    words belong to *Twelfth Night* rather than *Macbeth* (a naive Bayes log-likelihood ratio, the true
    reward). Pairs of the shipped GPT's continuations get noisy Bradley-Terry labels from it; a reward
    model on bags of tokens learns from those labels; best-of-n sampling uses the reward model; DPO with
-   LoRA is trained on the same labelled pairs for several beta.
+   LoRA is trained on the same labelled pairs for several beta, several seeds each.
 
 Used in chapter 10, Adapting and aligning models.
 """
@@ -51,7 +51,8 @@ LORA_TARGETS = [r"attn\.(in|out)_proj"]
 FULL = dict(
     methods=dict(seeds=(0, 1, 2), steps=100, n_train=200, n_test=80, batch_size=16),
     instructions=dict(seeds=(0, 1), steps=1000, eval_every=250, n_eval=50),
-    preference=dict(n_prompts=256, n_eval_prompts=48, betas=(0.03, 0.1, 0.3, 1.0), epochs=2, best_of=16),
+    preference=dict(n_prompts=256, n_eval_prompts=48, betas=(0.03, 0.1, 0.3, 1.0), epochs=2, best_of=16,
+                    seeds=(0, 1, 2)),
 )
 
 
@@ -336,8 +337,11 @@ def train_reward_model(features_a, features_b, a_preferred, steps=400, l2=1e-4, 
 
 
 def preference(n_prompts=8, n_eval_prompts=4, betas=(0.1,), epochs=1, best_of=4, n_new=24, batch_size=16,
-               base=None) -> dict:
-    """Reward model, best-of-n and DPO on the comedy preference; see the module docstring."""
+               seeds=(0,), base=None) -> dict:
+    """Reward model, best-of-n and DPO on the comedy preference; see the module docstring. The data,
+    the reward model and best-of-n are made once; DPO is trained once per beta and seed."""
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct and at least one, got {seeds!r}")
     ref, tok = base if base is not None else pretrained.load("shakespeare-gpt")
     score = ComedyScore()
     P = 8  # prompt tokens
@@ -379,43 +383,61 @@ def preference(n_prompts=8, n_eval_prompts=4, betas=(0.1,), epochs=1, best_of=4,
     chosen = torch.where(labels[:, None], a, b)
     rejected = torch.where(labels[:, None], b, a)
     ref_chosen, ref_rejected = batched_logprobs(ref, chosen, P), batched_logprobs(ref, rejected, P)
-    ref_eval = sample(ref, eval_prompts.repeat_interleave(4, 0), n_new, seed=5)
-    out["reference"] = {"true_reward": torch.tensor([score(tok.decode(r[P:].tolist())) for r in ref_eval])
-                        .mean().item()}
+    # the reference model scored on the same evaluation samples' seeds as the DPO runs (5 + seed)
+    out["reference"] = {"seeds": list(seeds), "true_reward": [_mean_score(ref, eval_prompts, n_new, 5 + seed, tok,
+                                                                          score, P) for seed in seeds]}
     out["dpo"] = []
     for beta in betas:
-        torch.manual_seed(0)
-        policy = copy.deepcopy(ref)
-        apply_lora(policy, rank=8, alpha=16, targets=LORA_TARGETS)
-        opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=2e-3, weight_decay=0.0)
-        g = torch.Generator().manual_seed(0)
-        losses, margins = [], []
-        start = time.process_time()
-        policy.train()
-        for _ in range(epochs):
-            order = torch.randperm(n_prompts, generator=g)
-            for i in range(0, n_prompts, batch_size):
-                rows = order[i:i + batch_size]
-                pc = sequence_logprobs(policy, chosen[rows], response_labels(chosen[rows], P))
-                pr = sequence_logprobs(policy, rejected[rows], response_labels(rejected[rows], P))
-                loss, rc, rr = dpo_loss(pc, pr, ref_chosen[rows], ref_rejected[rows], beta)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
-                margins.append((rc - rr).mean().item())
-        policy.eval()
-        seconds = time.process_time() - start
-        merge_lora(policy)
-        ys = sample(policy, eval_prompts.repeat_interleave(4, 0), n_new, seed=5)
-        kl = (batched_logprobs(policy, ys, P) - batched_logprobs(ref, ys, P)).mean().item()
-        with torch.no_grad():
-            rm_reward = rm(bag_of_tokens(ys, tok.vocab_size, P))[:, 0].mean().item()
-        out["dpo"].append({"beta": beta, "true_reward": torch.tensor([score(tok.decode(r[P:].tolist())) for r in ys])
-                           .mean().item(), "rm_reward": rm_reward, "kl": kl, "losses": losses,
-                           "margins": margins, "cpu_seconds": seconds,
-                           "examples": [tok.decode(r.tolist()) for r in ys[:8:4]]})
+        runs = [_dpo_run(ref, tok, rm, score, chosen, rejected, ref_chosen, ref_rejected, eval_prompts, beta, epochs,
+                         n_new, batch_size, seed, P) for seed in seeds]
+        # one record per beta, each measurement a list over the seeds; the samples shown are seed 0's
+        record = {"beta": beta, "seeds": list(seeds), "examples": runs[0].pop("examples")}
+        record.update({key: [r[key] for r in runs] for key in runs[0]})
+        out["dpo"].append(record)
     return out
+
+
+def _mean_score(model, eval_prompts, n_new, seed, tok, score, P) -> float:
+    """The mean true score of four continuations per evaluation prompt, drawn with the given seed."""
+    ys = sample(model, eval_prompts.repeat_interleave(4, 0), n_new, seed=seed)
+    return torch.tensor([score(tok.decode(r[P:].tolist())) for r in ys]).mean().item()
+
+
+def _dpo_run(ref, tok, rm, score, chosen, rejected, ref_chosen, ref_rejected, eval_prompts, beta, epochs, n_new,
+             batch_size, seed, P) -> dict:
+    """One DPO training run: the seed sets the LoRA initialisation, the batch order and the evaluation
+    samples (drawn with seed 5 + seed, so seed 0 is the single run the chapter first used)."""
+    n_prompts = len(chosen)
+    torch.manual_seed(seed)
+    policy = copy.deepcopy(ref)
+    apply_lora(policy, rank=8, alpha=16, targets=LORA_TARGETS)
+    opt = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=2e-3, weight_decay=0.0)
+    g = torch.Generator().manual_seed(seed)
+    losses, margins = [], []
+    start = time.process_time()
+    policy.train()
+    for _ in range(epochs):
+        order = torch.randperm(n_prompts, generator=g)
+        for i in range(0, n_prompts, batch_size):
+            rows = order[i:i + batch_size]
+            pc = sequence_logprobs(policy, chosen[rows], response_labels(chosen[rows], P))
+            pr = sequence_logprobs(policy, rejected[rows], response_labels(rejected[rows], P))
+            loss, rc, rr = dpo_loss(pc, pr, ref_chosen[rows], ref_rejected[rows], beta)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            margins.append((rc - rr).mean().item())
+    policy.eval()
+    seconds = time.process_time() - start
+    merge_lora(policy)
+    ys = sample(policy, eval_prompts.repeat_interleave(4, 0), n_new, seed=5 + seed)
+    kl = (batched_logprobs(policy, ys, P) - batched_logprobs(ref, ys, P)).mean().item()
+    with torch.no_grad():
+        rm_reward = rm(bag_of_tokens(ys, tok.vocab_size, P))[:, 0].mean().item()
+    return {"true_reward": torch.tensor([score(tok.decode(r[P:].tolist())) for r in ys]).mean().item(),
+            "rm_reward": rm_reward, "kl": kl, "losses": losses, "margins": margins, "cpu_seconds": seconds,
+            "examples": [tok.decode(r.tolist()) for r in ys[:8:4]]}
 
 
 PARTS = {"methods": compare_methods, "instructions": instruction_tuning, "preference": preference}

@@ -44,6 +44,7 @@ MISTAKES = {
     "07_inference": ("ex-7-1-answer", "return 2 * n_layers", "return n_layers", "multiply by 2"),
     "08_scaling": ("ex-8-3-answer", "6 * tokens_per_param", "2 * tokens_per_param", "you used 2 N D"),
     "09_emergence": ("ex-9-1-answer", " | (targets == -100)", "", "belong to the question"),
+    "10_adaptation": ("ex-10-1-answer", "(alpha / A.shape[0])", "alpha", "scaled by alpha / r, not by alpha"),
 }
 
 

@@ -396,8 +396,9 @@ def test_index_redirects_to_the_introduction(site, visit):
 
 def test_search_works_offline(site, visit):
     page = visit("search.html?q=softmax")
+    # Sphinx's search adds its results one by one and says "Search finished" after the last one
+    page.page.locator("#search-results p.search-summary", has_text="Search finished").wait_for()
     results = page.page.locator("#search-results ul.search li a")
-    results.first.wait_for()
     links = results.evaluate_all("links => links.map(a => a.getAttribute('href'))")
     assert any("03_attention" in href for href in links), links
     page.settle()

@@ -33,13 +33,20 @@ class LayerKVCache:
         if end > self.max_len:
             raise ValueError(f"KV cache holds at most {self.max_len} positions; {end} requested")
         if self._k is None:
-            B, H, _, D = k.shape
-            self._k = k.new_empty(B, H, self.max_len, D)
-            self._v = v.new_empty(B, H, self.max_len, v.size(-1))
-        self._k[:, :, self.length:end] = k
-        self._v[:, :, self.length:end] = v
+            self._allocate(k, v)
+        self._write(self.length, end, k, v)
         self.length = end
         return self.keys, self.values
+
+    def _allocate(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Buffers for max_len positions, with the batch size, heads, widths, dtype and device of k and v."""
+        B, H, _, D = k.shape
+        self._k = k.new_empty(B, H, self.max_len, D)
+        self._v = v.new_empty(B, H, self.max_len, v.size(-1))
+
+    def _write(self, start: int, end: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        self._k[:, :, start:end] = k
+        self._v[:, :, start:end] = v
 
     @property
     def keys(self):
@@ -92,21 +99,17 @@ class Int8LayerKVCache(LayerKVCache):
     appended; attention then runs in that dtype, so only the cache's storage is int8.
     """
 
-    def append(self, k: torch.Tensor, v: torch.Tensor):
-        end = self.length + k.size(2)
-        if end > self.max_len:
-            raise ValueError(f"KV cache holds at most {self.max_len} positions; {end} requested")
-        if self._k is None:
-            B, H, _, D = k.shape
-            self._dtype = k.dtype
-            self._k = k.new_empty(B, H, self.max_len, D, dtype=torch.int8)
-            self._v = v.new_empty(B, H, self.max_len, v.size(-1), dtype=torch.int8)
-            self._k_scale = k.new_empty(B, H, self.max_len, 1, dtype=torch.float32)
-            self._v_scale = v.new_empty(B, H, self.max_len, 1, dtype=torch.float32)
-        self._k[:, :, self.length:end], self._k_scale[:, :, self.length:end] = quantize_vectors(k)
-        self._v[:, :, self.length:end], self._v_scale[:, :, self.length:end] = quantize_vectors(v)
-        self.length = end
-        return self.keys, self.values
+    def _allocate(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        B, H, _, D = k.shape
+        self._dtype = k.dtype
+        self._k = k.new_empty(B, H, self.max_len, D, dtype=torch.int8)
+        self._v = v.new_empty(B, H, self.max_len, v.size(-1), dtype=torch.int8)
+        self._k_scale = k.new_empty(B, H, self.max_len, 1, dtype=torch.float32)
+        self._v_scale = v.new_empty(B, H, self.max_len, 1, dtype=torch.float32)
+
+    def _write(self, start: int, end: int, k: torch.Tensor, v: torch.Tensor) -> None:
+        self._k[:, :, start:end], self._k_scale[:, :, start:end] = quantize_vectors(k)
+        self._v[:, :, start:end], self._v_scale[:, :, start:end] = quantize_vectors(v)
 
     @property
     def keys(self):

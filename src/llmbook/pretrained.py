@@ -134,11 +134,13 @@ def mlm_windows(ids: torch.Tensor, context_length: int, cls_id: int, sep_id: int
 
 # ------------------------------------------------------------------------------------ scoring
 @torch.no_grad()
-def lm_nats(model, ids: torch.Tensor, batch_size: int = 16) -> tuple[float, int]:
+def lm_nats(model, ids: torch.Tensor, batch_size: int = 16, new_cache=None) -> tuple[float, int]:
     """Sum of -ln p(token) over a stream, in consecutive windows of the model's context, and the count.
 
     Every token but the first is predicted once, from the tokens before it in its window (on average
-    half a context). Returns (total nats, number of predicted tokens).
+    half a context). new_cache: a function returning an empty KV cache; each batch of windows then
+    goes through a fresh one, so attention reads the keys and values as the cache stores them (an
+    int8 cache, say). Returns (total nats, number of predicted tokens).
     """
     T = model.config.context_length
     starts = list(range(0, len(ids) - 1, T))
@@ -148,7 +150,7 @@ def lm_nats(model, ids: torch.Tensor, batch_size: int = 16) -> tuple[float, int]
         full = [r for r in rows if len(r) == T + 1]
         groups = ([torch.stack(full)] if full else []) + [r[None] for r in rows if len(r) < T + 1]
         for batch in groups:  # the last window may be short: it is scored on its own
-            logits = model(batch[:, :-1]).logits
+            logits = model(batch[:, :-1], kv_cache=None if new_cache is None else new_cache()).logits
             nats = torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten(), reduction="sum")
             total += float(nats)
             count += batch[:, 1:].numel()

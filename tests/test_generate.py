@@ -123,3 +123,27 @@ def test_min_p_one_through_the_model_is_greedy():
     assert torch.equal(model.generate(prompt, 15, min_p=1.0, generator=torch.Generator().manual_seed(1)), greedy)
     sampled = model.generate(prompt, 15, min_p=0.05, generator=torch.Generator().manual_seed(1))
     assert not torch.equal(sampled, greedy)  # a loose cut-off still samples
+
+
+def test_generated_ids_can_be_trained_on_and_restore_training_mode():
+    # generate runs under torch.inference_mode; its output must still be an ordinary tensor
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, context_length=16, n_layers=1, n_heads=2, d_model=8))
+    model.train()
+    ids = model.generate(torch.tensor([[1, 2]]), 6, temperature=1.0)
+    assert model.training and not ids.is_inference()
+    loss = model(ids[:, :-1], targets=ids[:, 1:]).loss
+    loss.backward()  # raises "Inference tensors cannot be saved for backward" if ids were one
+    assert model.tok_emb.weight.grad is not None
+
+
+def test_a_cache_passed_to_generate_can_be_extended_afterwards():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=11, context_length=16, n_layers=1, n_heads=2, d_model=8)).eval()
+    cache = model.new_kv_cache()
+    ids = model.generate(torch.tensor([[1, 2]]), 4, temperature=0, kv_cache=cache)
+    with torch.no_grad():  # outside inference mode: writing into the cache must still work
+        step = model(ids[:, -1:], kv_cache=cache).logits
+        full = model(ids).logits
+    assert len(cache) == ids.size(1)  # generate cached all but the last token; this step added it
+    assert torch.allclose(step[:, -1], full[:, -1], atol=1e-5)

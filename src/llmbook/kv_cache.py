@@ -45,16 +45,17 @@ class LayerKVCache:
         self._v = v.new_empty(B, H, self.max_len, v.size(-1))
 
     def _write(self, start: int, end: int, k: torch.Tensor, v: torch.Tensor) -> None:
-        self._k[:, :, start:end] = k
-        self._v[:, :, start:end] = v
+        # narrow + copy_ is buf[:, :, start:end] = k without parsing an index tuple (once per layer and step)
+        self._k.narrow(2, start, end - start).copy_(k)
+        self._v.narrow(2, start, end - start).copy_(v)
 
     @property
     def keys(self):
-        return self._k[:, :, : self.length]
+        return self._k.narrow(2, 0, self.length)
 
     @property
     def values(self):
-        return self._v[:, :, : self.length]
+        return self._v.narrow(2, 0, self.length)
 
     def crop(self, length: int) -> None:
         """Forget every position from ``length`` on (speculative decoding drops rejected tokens).

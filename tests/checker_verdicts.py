@@ -1,5 +1,7 @@
 """What every checker test asks of a checker: it prints exactly one line, [PASS] with its name when it
-accepts, [FAIL] with its name and the expected fragments when it rejects, and returns True or False."""
+accepts, [FAIL] with its name and the expected fragments when it rejects, and returns a Verdict that is
+true or false and displays nothing in a notebook."""
+from llmbook.checks._core import Verdict
 
 
 def verdict(capsys, checker, fn, cases="all"):
@@ -12,7 +14,7 @@ def verdict(capsys, checker, fn, cases="all"):
 
 def assert_passes(capsys, checker, fn, cases="all"):
     result, line = verdict(capsys, checker, fn, cases)
-    assert result is True, line
+    assert isinstance(result, Verdict) and result, line
     kind = "" if cases == "all" else f" {cases}"
     assert line.startswith(f"[PASS] {checker.__name__}: all ") and line.endswith(f"{kind} cases pass"), line
     assert line.isascii(), line  # every font has these characters
@@ -20,7 +22,7 @@ def assert_passes(capsys, checker, fn, cases="all"):
 
 def assert_fails(capsys, checker, fn, *fragments, cases="all"):
     result, line = verdict(capsys, checker, fn, cases)
-    assert result is False, line
+    assert isinstance(result, Verdict) and not result, line
     assert line.startswith(f"[FAIL] {checker.__name__}: "), line
     for fragment in fragments:
         assert fragment in line, line

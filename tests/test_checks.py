@@ -230,3 +230,17 @@ def test_an_empty_selection_is_an_error_not_a_pass():
     only_visible = [Case("x", (1,))]
     with pytest.raises(ValueError, match="check_demo has no hidden cases"):
         run_cases("check_demo", lambda x: x, only_visible, lambda x: x, lambda got, exp: None, which="hidden")
+
+
+def test_a_verdict_is_a_bool_that_a_notebook_does_not_display():
+    from llmbook.checks._core import Verdict
+
+    assert Verdict(True) and not Verdict(False)
+    assert Verdict(True) == True and Verdict(False) == False  # noqa: E712 (the comparison is the point)
+    assert Verdict(True) != Verdict(False) and repr(Verdict(False)) == "Verdict(passed=False)"
+    # what a notebook would show as the cell's Out[] value: nothing for a verdict, "True" for a bool
+    from IPython.core.formatters import DisplayFormatter
+
+    formatter = DisplayFormatter()
+    assert formatter.format(Verdict(True)) == ({}, {})
+    assert formatter.format(True)[0] == {"text/plain": "True"}

@@ -74,18 +74,49 @@ def call_learner(fn, case: Case, copy: bool = True):
 PASS, FAIL = "[PASS]", "[FAIL]"
 
 
-def passed(name: str, n_cases: int, which: str = "all") -> bool:
+class Verdict:
+    """What a checker returns: true when every case passed, false otherwise (``assert check_x(fn)``).
+
+    The checker has already printed its one line, so in a notebook the verdict displays nothing
+    (``_ipython_display_`` draws no output): a cell ending in a check shows [PASS] or [FAIL] and
+    not a stray ``True`` under it. It compares equal to the bool it stands for.
+    """
+
+    __slots__ = ("passed",)
+
+    def __init__(self, passed: bool):
+        self.passed = bool(passed)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (bool, Verdict)):
+            return self.passed == bool(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.passed)
+
+    def __repr__(self) -> str:
+        return f"Verdict(passed={self.passed})"
+
+    def _ipython_display_(self) -> None:
+        pass  # the [PASS] / [FAIL] line printed by the checker is the display
+
+
+def passed(name: str, n_cases: int, which: str = "all") -> Verdict:
     kind = "" if which == "all" else f" {which}"
     print(f"{PASS} {name}: all {n_cases}{kind} cases pass")
-    return True
+    return Verdict(True)
 
 
-def failed(name: str, where: str, problem: str, hint: str | None = None) -> bool:
+def failed(name: str, where: str, problem: str, hint: str | None = None) -> Verdict:
     message = f"{FAIL} {name}: {where}: {problem}."
     if hint:
         message += f" Hint: {hint}"
     print(message)
-    return False
+    return Verdict(False)
 
 
 def _at(flat: int, shape) -> str:
@@ -172,7 +203,7 @@ def _diagnose(got, case: Case, mistakes, compare, expected) -> str | None:
     return None
 
 
-def run_probes(name: str, cases: list[Case], probe: Callable, which: str = "all") -> bool:
+def run_probes(name: str, cases: list[Case], probe: Callable, which: str = "all") -> Verdict:
     """Probe the selected cases in order; print [PASS], or [FAIL] at the first failing case; return the verdict.
 
     probe(case) -> None when the learner's function is right on the case, else (problem, hint or None).
@@ -188,7 +219,7 @@ def run_probes(name: str, cases: list[Case], probe: Callable, which: str = "all"
 
 
 def run_cases(name: str, fn, cases: list[Case], reference: Callable, compare: Callable,
-              mistakes=(), fallback_hint: str | None = None, which: str = "all") -> bool:
+              mistakes=(), fallback_hint: str | None = None, which: str = "all") -> Verdict:
     """Call fn on each selected case and compare with the reference; print and return the verdict.
 
     compare(got, expected) -> None when they agree, else a sentence saying what differs.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ._core import Case, case_generator, run_cases, scalar_problem, tensor_problem
+from ._core import Case, Verdict, case_generator, run_cases, scalar_problem, tensor_problem
 
 
 # ------------------------------------------------------------------------------------ LoRA forward
@@ -45,7 +45,7 @@ def _lora_cases() -> list[Case]:
     return cases
 
 
-def check_lora_forward(fn, cases: str = "all") -> bool:
+def check_lora_forward(fn, cases: str = "all") -> Verdict:
     """Check fn(x (N, d_in), weight (d_out, d_in), bias (d_out,), A (r, d_in), B (d_out, r), alpha) ->
     (N, d_out): the output of a linear layer with a LoRA update."""
     return run_cases("check_lora_forward", fn, _lora_cases(), _lora_forward, tensor_problem, _LORA_MISTAKES,
@@ -91,7 +91,7 @@ def _mask_cases() -> list[Case]:
             Case("a response that repeats prompt tokens", ([1, 7, 8, 2], [7, 8, 7, 3]), hidden=True)]
 
 
-def check_prompt_mask(fn, cases: str = "all") -> bool:
+def check_prompt_mask(fn, cases: str = "all") -> Verdict:
     """Check fn(prompt_ids: list, response_ids: list) -> labels for prompt + response: -100 on every
     prompt position, the token id on every response position."""
     return run_cases("check_prompt_mask", fn, _mask_cases(), _masked_labels, _labels_problem, _MASK_MISTAKES,
@@ -141,7 +141,7 @@ def _dpo_cases() -> list[Case]:
     return cases
 
 
-def check_dpo_loss(fn, cases: str = "all") -> bool:
+def check_dpo_loss(fn, cases: str = "all") -> Verdict:
     """Check fn(policy_chosen, policy_rejected, ref_chosen, ref_rejected (each (B,)), beta) -> the mean DPO
     loss, one number."""
     return run_cases("check_dpo_loss", fn, _dpo_cases(), _dpo_reference,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from ..prompts import few_shot_prompt
-from ._core import Case, call_learner, case_generator, run_cases, run_probes, tensor_problem
+from ._core import Case, Verdict, call_learner, case_generator, run_cases, run_probes, tensor_problem
 
 
 # ------------------------------------------------------------------------------ confusion matrix
@@ -51,7 +51,7 @@ def _confusion_problem(got, expected):
     return tensor_problem(got, expected, "the matrix", atol=1e-6, rtol=1e-6)
 
 
-def check_confusion_matrix(fn, cases: str = "all") -> bool:
+def check_confusion_matrix(fn, cases: str = "all") -> Verdict:
     """Check fn(labels, predictions, num_classes) -> (num_classes, num_classes) tensor of counts,
     entry [i, j] = number of examples whose true class is i and predicted class is j.
 
@@ -99,7 +99,7 @@ def _prompt_hint(got: str, expected: str, examples, query) -> str | None:
     return None
 
 
-def check_few_shot_prompt(fn, cases: str = "all") -> bool:
+def check_few_shot_prompt(fn, cases: str = "all") -> Verdict:
     """Check fn(examples, query) -> str, the prompt of section 6.5: "x1>y1 x2>y2 query>".
 
     cases: "all", or the "visible" or "hidden" ones (zero-shot, five examples) of a graded assignment."""

@@ -11,7 +11,7 @@ import torch
 
 from ..attention import causal_mask, scaled_dot_product_attention
 from ..positional import sinusoidal_encoding
-from ._core import Case, case_generator, run_cases, tensor_problem
+from ._core import Case, Verdict, case_generator, run_cases, tensor_problem
 
 
 # ------------------------------------------------------------------- scaled dot-product attention
@@ -82,7 +82,7 @@ _ATTENTION_MISTAKES = [
 ]
 
 
-def check_scaled_dot_product_attention(fn, cases: str = "all") -> bool:
+def check_scaled_dot_product_attention(fn, cases: str = "all") -> Verdict:
     """Check fn(q, k, v, mask=None) -> output (..., T_q, d_v), or (output, weights (..., T_q, T_k)).
 
     mask is bool, True where attention is allowed, broadcastable to (..., T_q, T_k).
@@ -125,7 +125,7 @@ _CAUSAL_MISTAKES = [
 ]
 
 
-def check_causal_mask(fn, cases: str = "all") -> bool:
+def check_causal_mask(fn, cases: str = "all") -> Verdict:
     """Check fn(T) -> bool (T, T), True where query i may attend to key j, i.e. j <= i.
 
     cases: "all", or the "visible" or "hidden" ones (T = 1) of a graded assignment."""
@@ -170,7 +170,7 @@ _SINUSOID_MISTAKES = [
 ]
 
 
-def check_sinusoidal_encoding(fn, cases: str = "all") -> bool:
+def check_sinusoidal_encoding(fn, cases: str = "all") -> Verdict:
     """Check fn(max_len, d_model) -> (max_len, d_model): PE[pos, 2i] = sin(pos / 10000^(2i/d)),
     PE[pos, 2i+1] = cos(pos / 10000^(2i/d)).
 

@@ -10,7 +10,7 @@ import torch
 from ..attention import causal_mask
 from ..attention_patterns import induction_scores
 from ..metrics import answer_log_likelihood, exact_match, scored, target_log_probs
-from ._core import Case, case_generator, run_cases, scalar_problem, tensor_problem
+from ._core import Case, Verdict, case_generator, run_cases, scalar_problem, tensor_problem
 
 # ----------------------------------------------------------------------------------- exact match
 _EXACT_MATCH_MISTAKES = [
@@ -58,7 +58,7 @@ def _exact_match_cases() -> list[Case]:
     ]
 
 
-def check_exact_match(fn, cases: str = "all") -> bool:
+def check_exact_match(fn, cases: str = "all") -> Verdict:
     """Check fn(predictions (N, T), targets (N, T)) -> the fraction of rows whose every position with a
     target other than -100 is predicted right (a float or a one-element tensor).
 
@@ -116,7 +116,7 @@ def _log_likelihood_cases() -> list[Case]:
     return cases
 
 
-def check_answer_log_likelihood(fn, cases: str = "all") -> bool:
+def check_answer_log_likelihood(fn, cases: str = "all") -> Verdict:
     """Check fn(logits (N, T, V), targets (N, T)) -> (N,): for each row, the sum over the positions whose
     target is not -100 of log softmax(logits)[target], i.e. log P(answer | question).
 
@@ -177,7 +177,7 @@ def _induction_cases() -> list[Case]:
     ]
 
 
-def check_induction_score(fn, cases: str = "all") -> bool:
+def check_induction_score(fn, cases: str = "all") -> Verdict:
     """Check fn(weights (..., T, T), period) -> (...): for each head, the mean over the queries
     i = period .. T-1 of the weight on key i - period + 1, the token after the earlier copy of token i.
 

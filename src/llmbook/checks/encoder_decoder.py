@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import pad_batch
-from ._core import Case, call_learner, case_generator, run_cases, run_probes, tensor_problem, variant_mistakes
+from ._core import Case, Verdict, call_learner, case_generator, run_cases, run_probes, tensor_problem, variant_mistakes
 
 
 # --------------------------------------------------------------------------------- layer norm
@@ -45,7 +45,7 @@ _LAYER_NORM_MISTAKES = [
 ]
 
 
-def check_layer_norm(fn, cases: str = "all") -> bool:
+def check_layer_norm(fn, cases: str = "all") -> Verdict:
     """Check fn(x, gamma, beta, eps=1e-5) -> LayerNorm over the last dim, against F.layer_norm.
 
     x: (..., D); gamma, beta: (D,).
@@ -117,7 +117,7 @@ def _feed_forward_and_norm(D, g):
     return (lambda h: F.gelu(h @ w1 + b1) @ w2 + b2), (lambda h: F.layer_norm(h, (D,), gamma, beta))
 
 
-def check_residual_sublayer(fn, cases: str = "all") -> bool:
+def check_residual_sublayer(fn, cases: str = "all") -> Verdict:
     """Check fn(x, sublayer, norm, norm_first) -> x + sublayer(norm(x)) if norm_first (pre-LN), else
     norm(x + sublayer(x)) (post-LN).
 
@@ -204,7 +204,7 @@ _TEACHER_FORCING_MISTAKES = variant_mistakes(_teacher_forcing_variant, [
 ])
 
 
-def check_teacher_forcing_targets(fn, cases: str = "all") -> bool:
+def check_teacher_forcing_targets(fn, cases: str = "all") -> Verdict:
     """Check fn(targets, bos_id, eos_id, pad_id) -> (decoder_inputs, labels), integer tensors (B, T + 1).
 
     targets: a list of B lists of token ids without bos/eos; T is the longest length. decoder_inputs =
@@ -245,7 +245,7 @@ _KV_HEAD_MISTAKES = [
 ]
 
 
-def check_kv_head_of(fn, cases: str = "all") -> bool:
+def check_kv_head_of(fn, cases: str = "all") -> Verdict:
     """Check fn(query_head, n_heads, n_kv_heads) -> the key/value head that query head reads in grouped-query
     attention (llmbook.attention.MultiHeadAttention's layout: query heads in n_kv_heads consecutive groups).
 

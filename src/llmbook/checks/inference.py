@@ -9,7 +9,7 @@ import torch
 
 from ..generate import top_p_filter
 from ..quantize import quantize_weight
-from ._core import Case, case_generator, run_cases, tensor_problem
+from ._core import Case, Verdict, case_generator, run_cases, tensor_problem
 
 
 # -------------------------------------------------------------------------------- KV-cache bytes
@@ -46,7 +46,7 @@ _KV_MISTAKES = [
 ]
 
 
-def check_kv_cache_bytes(fn, cases: str = "all") -> bool:
+def check_kv_cache_bytes(fn, cases: str = "all") -> Verdict:
     """Check fn(n_layers, n_heads, d_head, n_tokens, batch_size, bytes_per_value) -> bytes of a KV cache.
 
     cases: "all", or the "visible" or "hidden" ones (a batch of 3, int8) of a graded assignment."""
@@ -142,7 +142,7 @@ def _top_p_cases() -> list[Case]:
     ]
 
 
-def check_top_p_filter(fn, cases: str = "all") -> bool:
+def check_top_p_filter(fn, cases: str = "all") -> Verdict:
     """Check fn(logits (..., V), p) -> logits with every token outside the nucleus set to -inf.
 
     The nucleus is the smallest set of most likely tokens whose probabilities add up to at least p.
@@ -230,7 +230,7 @@ def _int8_cases() -> list[Case]:
     ]
 
 
-def check_quantize_int8(fn, cases: str = "all") -> bool:
+def check_quantize_int8(fn, cases: str = "all") -> Verdict:
     """Check fn(w (out, in)) -> (q int8 (out, in), scale (out,)): symmetric per-row int8 quantisation,
     scale = max|row| / 127, q = round(w / scale), so that w is approximately q * scale.
 

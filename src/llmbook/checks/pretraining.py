@@ -10,7 +10,7 @@ import math
 import torch
 
 from ..train import TrainConfig, lr_at
-from ._core import Case, call_learner, case_generator, run_cases, run_probes, shape_text
+from ._core import Case, Verdict, call_learner, case_generator, run_cases, run_probes, shape_text
 
 # ----------------------------------------------------------------------------- MLM masking
 MLM_VOCAB, MLM_MASK_ID, MLM_SPECIALS = 100, 4, (0, 1, 2, 3)  # [PAD] [CLS] [SEP] [UNK], then [MASK]
@@ -137,7 +137,7 @@ def _mlm_same_seed(fn, ids, special, p, seed):
             "generator=generator)), so that a seed reproduces the masking.")
 
 
-def check_mlm_mask(fn, cases: str = "all") -> bool:
+def check_mlm_mask(fn, cases: str = "all") -> Verdict:
     """Check fn(ids, vocab_size, mask_id, special_ids, p, generator) -> (inputs, labels), BERT's rule.
 
     Statistical: on a batch of ~180,000 ordinary tokens, p = 15% ± 0.5% of them are selected
@@ -226,7 +226,7 @@ _LR_MISTAKES = [
 ]
 
 
-def check_lr_schedule(fn, cases: str = "all") -> bool:
+def check_lr_schedule(fn, cases: str = "all") -> Verdict:
     """Check fn(step, peak_lr, warmup_steps, total_steps, min_lr_ratio) -> learning rate (a float).
 
     The schedule of llmbook.train.lr_at: a linear warm-up peak_lr * (step + 1) / (warmup_steps + 1) for
@@ -376,7 +376,7 @@ def _nsp_few_documents(fn, documents):
     return None if ok else (pairs, None)
 
 
-def check_nsp_pairs(fn, cases: str = "all") -> bool:
+def check_nsp_pairs(fn, cases: str = "all") -> Verdict:
     """Check fn(documents, n, seed) -> n triples (sentence_a, sentence_b, label), BERT's NSP pairs.
 
     documents is a list of documents, each a list of sentences. Label 0 (IsNext, half of the pairs):

@@ -10,7 +10,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ._core import Case, case_generator, run_cases, scalar_problem, tensor_problem
+from ._core import Case, Verdict, case_generator, run_cases, scalar_problem, tensor_problem
 
 
 # ------------------------------------------------------------------------------------ softmax
@@ -38,7 +38,7 @@ _SOFTMAX_MISTAKES = [
 ]
 
 
-def check_softmax(fn, cases: str = "all") -> bool:
+def check_softmax(fn, cases: str = "all") -> Verdict:
     """Check fn(x, dim=-1) -> softmax of x along dim, numerically stable for large inputs.
 
     cases: "all", or the "visible" or "hidden" ones (the large inputs) of a graded assignment."""
@@ -78,7 +78,7 @@ _CROSS_ENTROPY_MISTAKES = [
 ]
 
 
-def check_cross_entropy(fn, cases: str = "all") -> bool:
+def check_cross_entropy(fn, cases: str = "all") -> Verdict:
     """Check fn(logits (N, V), targets (N,)) -> the mean cross-entropy, a single number.
 
     cases: "all", or the "visible" or "hidden" ones (one position, large logits) of a graded assignment."""
@@ -114,7 +114,7 @@ _PERPLEXITY_MISTAKES = [
 ]
 
 
-def check_perplexity(fn, cases: str = "all") -> bool:
+def check_perplexity(fn, cases: str = "all") -> Verdict:
     """Check fn(log_probs (N,)) -> exp(-mean(log_probs)): log_probs are the natural-log
     probabilities the model gave each target token.
 
@@ -149,7 +149,7 @@ _CONVERSION_MISTAKES = [
 ]
 
 
-def check_perplexity_conversion(fn, cases: str = "all") -> bool:
+def check_perplexity_conversion(fn, cases: str = "all") -> Verdict:
     """Check fn(ppl, n_from, n_to) -> ppl ** (n_from / n_to): a perplexity measured over n_from units
     (tokens of one tokenizer) restated per unit when the same text is counted as n_to units.
 

@@ -11,7 +11,7 @@ import torch
 
 from ..precision import round_to
 from ..scaling_laws import compute_optimal, fit_power_law
-from ._core import Case, case_generator, pair_problem, run_cases, tensor_problem
+from ._core import Case, Verdict, case_generator, pair_problem, run_cases, tensor_problem
 
 
 # ------------------------------------------------------------------------------ fp8 rounding
@@ -74,7 +74,7 @@ def _fp8_cases() -> list[Case]:
     ]
 
 
-def check_fp8_round(fn, cases: str = "all") -> bool:
+def check_fp8_round(fn, cases: str = "all") -> Verdict:
     """Check fn(x) -> x rounded to the nearest fp8-e4m3 value (ties to even, saturating at +-448),
     same shape, as a float tensor.
 
@@ -127,7 +127,7 @@ def _power_law_cases() -> list[Case]:
     ]
 
 
-def check_power_law_fit(fn, cases: str = "all") -> bool:
+def check_power_law_fit(fn, cases: str = "all") -> Verdict:
     """Check fn(x, y) -> (a, alpha) with y ~ a * x^(-alpha), least squares of log y on log x.
 
     cases: "all", or the "visible" or "hidden" ones (python lists, a rising curve) of a graded assignment."""
@@ -156,7 +156,7 @@ def _with_default_ratio(wrong):
     return lambda C, tokens_per_param=20.0: wrong(C, tokens_per_param)
 
 
-def check_compute_optimal(fn, cases: str = "all") -> bool:
+def check_compute_optimal(fn, cases: str = "all") -> Verdict:
     """Check fn(C, tokens_per_param=20) -> (N, D): the parameters and tokens that spend C = 6 N D FLOPs
     with D = tokens_per_param * N.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ._core import Case, case_generator, run_cases, tensor_problem
+from ._core import Case, Verdict, case_generator, run_cases, tensor_problem
 
 
 # ----------------------------------------------------------------------------- online softmax
@@ -52,7 +52,7 @@ def _online_cases() -> list[Case]:
     ]
 
 
-def check_online_softmax_step(fn, cases: str = "all") -> bool:
+def check_online_softmax_step(fn, cases: str = "all") -> Verdict:
     """Check fn(m, denom, acc, scores, values) -> (m_new, denom_new, acc_new): one block of FlashAttention's loop.
 
     m (Tq,): the largest score seen so far per query; denom (Tq,): the sum of exp(score - m) so far;
@@ -111,7 +111,7 @@ def _accept_cases() -> list[Case]:
     ]
 
 
-def check_speculative_accept(fn, cases: str = "all") -> bool:
+def check_speculative_accept(fn, cases: str = "all") -> Verdict:
     """Check fn(p, q, token) -> (accept, residual) for speculative sampling (Leviathan et al.; Chen et al.).
 
     p (V,): the target's next-token distribution; q (V,): the draft's, which proposed `token`.
@@ -150,7 +150,7 @@ def _pair_int_problem(got, expected):
     return None if got == tuple(expected) else f"returned (block, offset) = {got}, expected {tuple(expected)}"
 
 
-def check_block_lookup(fn, cases: str = "all") -> bool:
+def check_block_lookup(fn, cases: str = "all") -> Verdict:
     """Check fn(block_table, block_size, position) -> (block, offset): where a paged KV cache keeps a position.
 
     block_table: the pool blocks of one sequence, in order (they need not be adjacent or sorted)."""

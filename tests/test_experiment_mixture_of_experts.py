@@ -14,12 +14,17 @@ def test_variants_have_the_stated_active_and_total_parameters():
     wide = moe.build("dense, wide", vocab_size=30, n_experts=4, seed=0)
     for block in routed.blocks:
         assert isinstance(block.ff, MoEFeedForward) and len(block.ff.experts) == 4 and block.ff.top_k == 1
+    assert (routed.config.n_experts, routed.config.moe_top_k, dense.config.n_experts) == (4, 1, 0)  # the option
+    unbalanced = moe.build("moe, no balancing", vocab_size=30, n_experts=4, seed=0)
+    for a, b in zip(routed.state_dict().values(), unbalanced.state_dict().values()):
+        assert torch.equal(a, b)  # one model: the two routed variants differ only in their training loss
     d = 64
     router = d * 4  # no bias
     # one expert is exactly the dense model's feed-forward network: active parameters = dense + router
     one_expert = count_parameters(routed.blocks[0].ff.experts[0])
     assert one_expert == count_parameters(dense.blocks[0].ff) == 2 * d * 4 * d + 4 * d + d
     assert count_parameters(routed) == count_parameters(dense) + 2 * (3 * one_expert + router)
+    assert routed.num_active_parameters() == dense.num_active_parameters() + 2 * router  # a token: one expert + router
     # the wide model's one network has 4 times the hidden units: the experts' weights, with one output bias
     assert isinstance(wide.blocks[0].ff, FeedForward) and wide.blocks[0].ff.fc1.out_features == 4 * 4 * d
     assert count_parameters(routed) - count_parameters(wide) == 2 * (router + 3 * d)

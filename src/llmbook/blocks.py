@@ -8,9 +8,10 @@ A modern decoder (Llama and its descendants) changes two of the parts: RMSNorm i
 LayerNorm, and a gated feed-forward network (SwiGLU) in place of the two-layer MLP; a decoder block
 takes both as options (``norm="rmsnorm"``, ``gated_ffn=True``). ``MoEFeedForward`` is the
 feed-forward network of a mixture-of-experts model (Switch, Mixtral): several experts, a router
-that picks top_k of them per token, and a load-balancing loss.
+that picks top_k of them per token, and a load-balancing loss; a decoder block builds one with
+``n_experts > 0`` (``GPTConfig(n_experts=..., moe_top_k=...)``).
 
-Taught in chapter 4, Encoder and decoder.
+Taught in chapter 4, Encoder and decoder; the mixture of experts in chapter 8, Scaling and unit scaling.
 """
 from __future__ import annotations
 
@@ -147,13 +148,22 @@ def load_balancing_loss(probs: torch.Tensor, chosen: torch.Tensor) -> torch.Tens
     return n_experts * (f * probs.mean(dim=0)).sum()
 
 
-def _feed_forward(d_model, d_ff, activation, bias, layer_norm_eps, norm="layernorm", gated=False):
+def _feed_forward(d_model, d_ff, activation, bias, layer_norm_eps, norm="layernorm", gated=False, n_experts=0,
+                  top_k=2):
     """(feed-forward network, its norm), or (None, None) for d_ff=0: an attention-only block, the kind
-    of model in which Elhage et al. (2021) and Olsson et al. (2022) study induction heads."""
+    of model in which Elhage et al. (2021) and Olsson et al. (2022) study induction heads.
+
+    n_experts > 0 gives a MoEFeedForward of n_experts such networks (each of width d_ff) with top_k routing.
+    """
     if d_ff == 0:
+        if n_experts:
+            raise ValueError(f"n_experts={n_experts} needs a feed-forward network, but d_ff=0")
         return None, None
-    ffn = GatedFeedForward if gated else FeedForward
-    return ffn(d_model, d_ff, activation, bias=bias), norm_layer(norm, d_model, layer_norm_eps)
+    if n_experts:
+        ffn = MoEFeedForward(d_model, d_ff, n_experts, top_k, activation, bias=bias, gated=gated)
+    else:
+        ffn = (GatedFeedForward if gated else FeedForward)(d_model, d_ff, activation, bias=bias)
+    return ffn, norm_layer(norm, d_model, layer_norm_eps)
 
 
 class BlockOutput(NamedTuple):
@@ -216,18 +226,20 @@ class DecoderBlock(_Block):
 
     Without cross-attention this is a GPT block. The options of a modern decoder: n_kv_heads
     (grouped-query attention, see MultiHeadAttention), norm="rmsnorm" (RMSNorm in every place of a
-    LayerNorm) and gated_ffn=True (GatedFeedForward; SwiGLU with activation="silu").
+    LayerNorm), gated_ffn=True (GatedFeedForward; SwiGLU with activation="silu") and n_experts > 0
+    (a MoEFeedForward of n_experts networks, gated ones with gated_ffn=True, each token routed to moe_top_k).
     """
 
     def __init__(self, d_model, n_heads, d_ff, dropout=0.0, norm_first=True, activation="gelu",
                  layer_norm_eps=1e-5, bias=True, cross_attention=False, rotary=None, n_kv_heads=None,
-                 norm="layernorm", gated_ffn=False):
+                 norm="layernorm", gated_ffn=False, n_experts=0, moe_top_k=2):
         super().__init__(norm_first, dropout)
         self.attn = MultiHeadAttention(d_model, n_heads, dropout, bias=bias, rotary=rotary, n_kv_heads=n_kv_heads)
         self.norm1 = norm_layer(norm, d_model, layer_norm_eps)
         self.cross_attn = MultiHeadAttention(d_model, n_heads, dropout, bias=bias) if cross_attention else None
         self.norm_cross = norm_layer(norm, d_model, layer_norm_eps) if cross_attention else None
-        self.ff, self.norm2 = _feed_forward(d_model, d_ff, activation, bias, layer_norm_eps, norm, gated_ffn)
+        self.ff, self.norm2 = _feed_forward(d_model, d_ff, activation, bias, layer_norm_eps, norm, gated_ffn,
+                                            n_experts, moe_top_k)
 
     def forward(self, x, memory=None, *, mask=None, memory_mask=None, return_attention=False,
                 kv_cache=None, cross_cache=None, positions=None) -> BlockOutput:

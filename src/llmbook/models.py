@@ -6,20 +6,22 @@ targets as ``targets`` (-100 = ignore); ``return_attention=True`` asks for atten
 ``new_kv_cache()`` builds a cache for generation and ``num_parameters()`` counts parameters.
 Every model returns an output object with ``.logits``, ``.loss`` (when targets or labels are given)
 and ``.attentions`` (one (B, H, T, T_k) tensor per layer with ``return_attention=True``, else None;
-T_k = T unless a KV cache holds earlier keys).
+T_k = T unless a KV cache holds earlier keys). A GPT with a mixture of experts (``GPTConfig(n_experts=8)``)
+also returns its load-balancing loss as ``.aux_loss``; ``num_active_parameters()`` counts what one token uses.
 
-Taught in chapters 4, Encoder and decoder, and 5, Pretraining.
+Taught in chapters 4, Encoder and decoder, and 5, Pretraining; the mixture of experts in chapter 8,
+Scaling and unit scaling.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import NORMS, DecoderBlock, EncoderBlock, activation_fn, norm_layer
+from .blocks import NORMS, DecoderBlock, EncoderBlock, MoEFeedForward, activation_fn, norm_layer
 from .kv_cache import KVCache
 from .positional import LearnedPositions, RotaryEmbedding, SinusoidalPositions
 
@@ -130,11 +132,17 @@ def count_parameters(module: nn.Module) -> int:
 
 @dataclass
 class ModelOutput:
-    """What every model returns: logits, the loss when targets are given, attention weights when asked."""
+    """What every model returns: logits, the loss when targets are given, attention weights when asked.
+
+    aux_loss: a GPT with a mixture of experts (n_experts > 0) puts here, on every forward, the mean over
+    its layers of the load-balancing loss (llmbook.blocks.load_balancing_loss); None for other models.
+    It is not part of .loss (see GPT.forward).
+    """
 
     logits: torch.Tensor
     loss: torch.Tensor | None = None
     attentions: list | None = None
+    aux_loss: torch.Tensor | None = field(default=None, kw_only=True)  # keyword: subclasses add positional fields
 
 
 # ----------------------------------------------------------------------------- what all share
@@ -218,7 +226,9 @@ class GPTConfig(TransformerConfig):
 
     The options of a modern decoder (Llama: norm="rmsnorm", gated_ffn=True, activation="silu",
     pos_encoding="rope", bias=False, tie_weights=False, and often n_kv_heads < n_heads) change
-    nothing while left at their defaults.
+    nothing while left at their defaults. So does the mixture of experts: n_experts > 0 replaces every
+    feed-forward network by n_experts of them (each d_ff wide, gated with gated_ffn=True) and a router
+    that sends each token to moe_top_k of them (Mixtral: n_experts=8, moe_top_k=2; Switch: moe_top_k=1).
     """
 
     vocab_size: int = 65
@@ -230,6 +240,8 @@ class GPTConfig(TransformerConfig):
     n_kv_heads: int | None = None  # key/value heads; None = n_heads; fewer: grouped-query attention, 1: multi-query
     rope_theta: float = 10000.0  # the base of the rotary angles (pos_encoding="rope")
     rope_interpolation: float = 1.0  # position interpolation: rotary positions are divided by this factor
+    n_experts: int = 0  # > 0: a mixture of experts in every block (llmbook.blocks.MoEFeedForward); 0 = dense
+    moe_top_k: int = 2  # the experts each token is sent to (n_experts > 0 only)
 
     def __post_init__(self):
         super().__post_init__()
@@ -245,6 +257,7 @@ def _check_gpt_options(cfg) -> None:
                          f"(1 <= n_kv_heads <= n_heads)")
     if cfg.gated_ffn and cfg.d_ff == 0:
         raise ValueError("gated_ffn=True needs a feed-forward network, but d_ff=0")
+    _check_moe_options(cfg)
     if not cfg.rope_theta > 1:
         raise ValueError(f"rope_theta={cfg.rope_theta} must be > 1")
     if not cfg.rope_interpolation >= 1:
@@ -253,6 +266,18 @@ def _check_gpt_options(cfg) -> None:
     if cfg.pos_encoding != "rope" and not rope_defaults:
         raise ValueError(f"rope_theta={cfg.rope_theta} and rope_interpolation={cfg.rope_interpolation} apply to "
                          f"pos_encoding='rope' only, not {cfg.pos_encoding!r}")
+
+
+def _check_moe_options(cfg) -> None:
+    """Raise ValueError naming the mixture-of-experts setting that cannot build a model."""
+    if cfg.n_experts == 0:
+        if cfg.moe_top_k != 2:
+            raise ValueError(f"moe_top_k={cfg.moe_top_k} applies to a mixture of experts only, but n_experts=0")
+        return
+    if cfg.d_ff == 0:
+        raise ValueError(f"n_experts={cfg.n_experts} needs a feed-forward network, but d_ff=0")
+    if not 1 <= cfg.moe_top_k <= cfg.n_experts:
+        raise ValueError(f"moe_top_k={cfg.moe_top_k} must lie in [1, n_experts={cfg.n_experts}]")
 
 
 class GPT(_Transformer):
@@ -269,7 +294,7 @@ class GPT(_Transformer):
         self.blocks = nn.ModuleList(
             DecoderBlock(c.d_model, c.n_heads, c.d_ff, c.dropout, c.norm_first, c.activation,
                          c.layer_norm_eps, c.bias, rotary=rotary, n_kv_heads=c.n_kv_heads, norm=c.norm,
-                         gated_ffn=c.gated_ffn)
+                         gated_ffn=c.gated_ffn, n_experts=c.n_experts, moe_top_k=c.moe_top_k)
             for _ in range(c.n_layers)
         )
         self.ln_f = norm_layer(c.norm, c.d_model, c.layer_norm_eps) if c.norm_first else nn.Identity()
@@ -284,12 +309,31 @@ class GPT(_Transformer):
         """An empty cache of keys and values for every layer, for step-by-step generation."""
         return KVCache(self.config.n_layers, self.config.context_length)
 
+    def num_active_parameters(self, non_embedding: bool = False) -> int:
+        """Parameters one token passes through: num_parameters(non_embedding) less, in every mixture-of-
+        experts layer, the n_experts - moe_top_k experts it is not sent to (the router counts). The N of
+        C ~ 6 N D for a mixture of experts; for a dense model the same as num_parameters."""
+        idle = sum((len(b.ff.experts) - b.ff.top_k) * count_parameters(b.ff.experts[0])
+                   for b in self.blocks if isinstance(b.ff, MoEFeedForward))
+        return self.num_parameters(non_embedding) - idle
+
+    def _aux_loss(self):
+        """Mean over the layers of the load-balancing losses of the last forward; None for a dense model."""
+        if not self.config.n_experts:
+            return None
+        losses = [b.ff.aux_loss for b in self.blocks]
+        return sum(losses) / len(losses)
+
     def forward(self, input_ids, targets=None, return_attention=False, kv_cache=None, attention_mask=None):
         """input_ids: (B, T) token ids; targets: (B, T) next-token ids (-100 = ignore).
 
         kv_cache: a KVCache holding earlier positions (input_ids are the new tokens after them).
         attention_mask: (B, past + T), 1 for real tokens, 0 for padding (left padding for batches).
-        Returns ModelOutput with logits (B, T, vocab_size).
+        Returns ModelOutput with logits (B, T, vocab_size). With n_experts > 0, .aux_loss holds the
+        load-balancing loss (mean over layers), and .loss stays the language-model cross-entropy alone:
+        it is what perplexity and every evaluation read. Training adds the weighted aux_loss itself
+        (llmbook.train: TrainConfig.aux_loss_weight), where Hugging Face's Mixtral, asked for its router
+        logits, adds router_aux_loss_coef * aux to its loss.
         """
         c = self.config
         check_token_ids(input_ids, c.vocab_size)
@@ -305,7 +349,7 @@ class GPT(_Transformer):
         x, attentions, _ = _run_blocks(self.blocks, x, return_attention, kv_cache, mask=mask, positions=positions)
         logits = self.lm_head(self.ln_f(x))
         loss = _lm_loss(logits, targets) if targets is not None else None
-        return ModelOutput(logits, loss, attentions)
+        return ModelOutput(logits, loss, attentions, aux_loss=self._aux_loss())
 
     def generate(self, input_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, use_cache=True,
                  generator=None, eos_id=None, attention_mask=None, min_p=None, kv_cache=None):

@@ -3,6 +3,8 @@ mixed precision, and checkpoints that hold plain data only.
 
 A training step is: forward (the model computes its own ``.loss``), backward, clip the gradient
 norm, set the scheduled learning rate, AdamW step. ``train`` runs that loop for any llmbook model.
+A model that also returns an ``.aux_loss`` (a GPT with a mixture of experts: its load-balancing loss)
+is trained on ``loss + aux_loss_weight * aux_loss``; the history records both losses apart.
 
 Taught in chapter 5, Pretraining.
 """
@@ -42,6 +44,7 @@ class TrainConfig:
     eval_every: int = 0  # call eval_fn every so many steps and after the last; 0 = only after the last
     progress: bool = True  # tqdm progress bar
     seed: int | None = 0  # seeds dropout and anything get_batch draws from the global RNGs
+    aux_loss_weight: float = 0.01  # times the model's .aux_loss (if any), added to .loss; 0.01 as in Switch
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
@@ -61,6 +64,8 @@ class TrainConfig:
             raise ValueError(f"betas={self.betas} must be two numbers in [0, 1)")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip={self.grad_clip} must be > 0 (or None for no clipping)")
+        if not self.aux_loss_weight >= 0:
+            raise ValueError(f"aux_loss_weight={self.aux_loss_weight} must be >= 0")
         if self.log_every < 0 or self.eval_every < 0:
             raise ValueError(f"log_every={self.log_every} and eval_every={self.eval_every} must be >= 0")
 
@@ -69,6 +74,8 @@ class TrainConfig:
 class History:
     """What a run recorded: one entry per step in step, loss, lr, grad_norm (plain floats).
 
+    loss is the model's .loss alone; aux_loss holds its .aux_loss per step (unweighted), and stays
+    empty for a model that returns none.
     grad_norm is the global gradient norm *before* clipping (how large the gradient really was).
     evals holds one dict per evaluation: {"step": step, **eval_fn(model)}.
     tokens counts the elements of the first input tensor of every batch (B * T input ids; for
@@ -80,6 +87,7 @@ class History:
     loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     grad_norm: list[float] = field(default_factory=list)
+    aux_loss: list[float] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)
     tokens: int = 0
     seconds: float = 0.0
@@ -182,8 +190,10 @@ class _Run:
     scaler: torch.amp.GradScaler | None  # only for fp16
 
 
-def _train_step(run: _Run, cfg: TrainConfig, args, kwargs, step: int) -> tuple[float, float]:
-    """One forward/backward/clip/AdamW step. Returns (loss, pre-clip grad norm) as floats.
+def _train_step(run: _Run, cfg: TrainConfig, args, kwargs, step: int) -> tuple[float, float, float | None]:
+    """One forward/backward/clip/AdamW step. Returns (loss, pre-clip grad norm, aux loss or None) as floats.
+
+    The gradient is that of loss + cfg.aux_loss_weight * aux_loss when the model returns an aux_loss.
 
     Raises ValueError if the model returns no loss, FloatingPointError if the loss is not finite.
     """
@@ -196,7 +206,9 @@ def _train_step(run: _Run, cfg: TrainConfig, args, kwargs, step: int) -> tuple[f
     loss_value = loss.item()
     if not math.isfinite(loss_value):
         raise FloatingPointError(f"step {step}: loss is {loss_value}; try a lower lr (now {cfg.lr})")
-    (run.scaler.scale(loss) if run.scaler else loss).backward()
+    aux = getattr(out, "aux_loss", None)
+    objective = loss + cfg.aux_loss_weight * aux if aux is not None else loss
+    (run.scaler.scale(objective) if run.scaler else objective).backward()
     if run.scaler:
         run.scaler.unscale_(run.optimizer)  # clip the true gradients, not the loss-scaled ones
     grad_norm = _clip(run.runner, cfg.grad_clip).item()
@@ -208,7 +220,7 @@ def _train_step(run: _Run, cfg: TrainConfig, args, kwargs, step: int) -> tuple[f
     else:
         run.optimizer.step()
     run.optimizer.zero_grad(set_to_none=True)
-    return loss_value, grad_norm
+    return loss_value, grad_norm, (aux.item() if aux is not None else None)
 
 
 def _evaluate(model, eval_fn, step) -> dict:
@@ -252,11 +264,11 @@ def train(model: nn.Module, get_batch, cfg: TrainConfig, eval_fn=None) -> Histor
         for step in bar:
             start = time.perf_counter()
             args, kwargs = _to_device(get_batch(step), run.device)
-            loss, grad_norm = _train_step(run, cfg, args, kwargs, step)
+            loss, grad_norm, aux = _train_step(run, cfg, args, kwargs, step)
             # loss.item() waits for the device each step, so asynchronous CUDA work is counted too
             history.seconds += time.perf_counter() - start
             history.tokens += _count_tokens(args, kwargs)
-            _record(history, step, loss, lr_at(step, cfg), grad_norm)
+            _record(history, step, loss, lr_at(step, cfg), grad_norm, aux)
             _log(bar, cfg, step, loss, lr_at(step, cfg))
             last = step == cfg.steps - 1
             if eval_fn is not None and (last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0)):
@@ -268,11 +280,13 @@ def train(model: nn.Module, get_batch, cfg: TrainConfig, eval_fn=None) -> Histor
     return history
 
 
-def _record(history, step, loss, lr, grad_norm):
+def _record(history, step, loss, lr, grad_norm, aux=None):
     history.step.append(step)
     history.loss.append(loss)
     history.lr.append(lr)
     history.grad_norm.append(grad_norm)
+    if aux is not None:
+        history.aux_loss.append(aux)
 
 
 def _log(bar, cfg, step, loss, lr):

@@ -7,8 +7,9 @@ are trained on Shakespeare's training split with the same batches in the same or
 the validation split:
 
 - "dense": the ordinary feed-forward network, d_ff = 4 d_model;
-- "moe": every feed-forward network replaced by ``MoEFeedForward`` with ``n_experts`` experts of the
-  same size and top-1 routing (Switch), trained with the load-balancing loss times ``aux_weight``:
+- "moe": ``GPTConfig(n_experts=..., moe_top_k=1)``, every feed-forward network a ``MoEFeedForward`` of
+  ``n_experts`` experts of the same size with top-1 routing (Switch), trained on the language-model loss
+  plus ``aux_weight`` times the load-balancing loss (the model's ``.aux_loss``):
   each token passes through one expert, so the parameters it uses (its *active* parameters) are
   those of "dense" plus the router;
 - "moe, no balancing": the same without the load-balancing loss;
@@ -28,7 +29,7 @@ import torch
 from ..blocks import MoEFeedForward
 from ..corpora import shakespeare
 from ..data import lm_batch
-from ..models import GPT, GPTConfig, _init_weights
+from ..models import GPT, GPTConfig
 from ..tokenizers import CharTokenizer
 from . import run_and_save
 
@@ -44,18 +45,17 @@ def _data():
 
 def build(variant: str, vocab_size: int, n_experts: int, seed: int, d_model: int = 64, n_layers: int = 2,
           context_length: int = 64) -> GPT:
-    """The GPT of one variant, GPT-2's initialisation (std 0.02) everywhere, experts included."""
+    """The GPT of one variant, GPT-2's initialisation (std 0.02) everywhere, experts and router included.
+
+    The two routed variants are the same model; they differ only in the training loss (see run_one).
+    """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose one of {VARIANTS}")
     d_ff = 4 * d_model * (n_experts if variant == "dense, wide" else 1)
+    routed = dict(n_experts=n_experts, moe_top_k=1) if variant.startswith("moe") else {}
     torch.manual_seed(seed)
-    model = GPT(GPTConfig(vocab_size=vocab_size, context_length=context_length, n_layers=n_layers, n_heads=4,
-                          d_model=d_model, d_ff=d_ff))
-    if variant.startswith("moe"):
-        for block in model.blocks:
-            block.ff = MoEFeedForward(d_model, 4 * d_model, n_experts, top_k=1, activation="gelu_tanh")
-            _init_weights(block.ff)
-    return model
+    return GPT(GPTConfig(vocab_size=vocab_size, context_length=context_length, n_layers=n_layers, n_heads=4,
+                         d_model=d_model, d_ff=d_ff, **routed))
 
 
 def _moe_layers(model):
@@ -103,9 +103,9 @@ def run_one(variant: str, train_ids, valid_ids, vocab_size: int, steps: int, see
               "total_params": sum(p.numel() for p in model.parameters())}
     for step in range(steps):
         x, y = lm_batch(train_ids, batch_size, context_length, generator=batches)
-        loss = model(x, targets=y).loss
-        aux = sum(m.aux_loss for m in _moe_layers(model)) / max(1, len(_moe_layers(model)))
-        (loss + weight * aux).backward()
+        out = model(x, targets=y)
+        aux = out.aux_loss  # the load-balancing loss, mean over the layers; None for the dense variants
+        (out.loss + weight * aux if aux is not None else out.loss).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
@@ -113,7 +113,7 @@ def run_one(variant: str, train_ids, valid_ids, vocab_size: int, steps: int, see
         if (step + 1) % eval_every == 0:
             record["step"].append(step + 1)
             record["valid_loss"].append(round(evaluate(model, valid_ids, context_length), 5))
-            record["aux_loss"].append(round(float(aux.detach()), 5) if _moe_layers(model) else None)
+            record["aux_loss"].append(round(float(aux.detach()), 5) if aux is not None else None)
     record["expert_load"] = expert_load(model, valid_ids, context_length)
     return record
 

@@ -129,3 +129,12 @@ def test_best_of_n_picks_the_highest_reward_first_on_ties():
     assert chosen == ["b", "d"] and rewards.tolist() == pytest.approx([0.9, 2.0])
     with pytest.raises(ValueError, match=r"must be \(B, n\)"):
         best_of_n([["a"]], torch.zeros(1, 2))
+
+
+def test_best_of_n_kl_bound_crosses_two_nats_between_19_and_20_as_exercise_10_5_says():
+    bound = [math.log(n) - (n - 1) / n for n in range(1, 41)]
+    first_above_2 = next(n for n, b in zip(range(1, 41), bound) if b >= 2)
+    assert first_above_2 == 20
+    assert (round(bound[18], 3), round(bound[19], 3)) == (1.997, 2.046)
+    # for large n the bound is log n - 1 + 1/n
+    assert math.log(1e6) - (1e6 - 1) / 1e6 == pytest.approx(math.log(1e6) - 1, abs=2e-6)

@@ -92,6 +92,24 @@ def test_dpo_gradient_raises_the_chosen_and_lowers_the_rejected_log_probability(
     assert pc.grad.item() == pytest.approx(-0.05) and pr.grad.item() == pytest.approx(0.05)
 
 
+def test_dpo_gradient_weight_is_beta_sigmoid_of_minus_beta_margin_per_pair():
+    # m = (log pi(y_w) - log pi_ref(y_w)) - (log pi(y_l) - log pi_ref(y_l)), not yet scaled by beta
+    g = torch.Generator().manual_seed(1)
+    pc, pr, rc, rr = (torch.randn(5, generator=g, dtype=torch.float64) * 4 for _ in range(4))
+    pc.requires_grad_(True)
+    pr.requires_grad_(True)
+    beta = 0.7
+    loss, _, _ = dpo_loss(pc, pr, rc, rr, beta)
+    loss.backward()
+    m = ((pc - rc) - (pr - rr)).detach()
+    weight = beta / (1 + torch.exp(beta * m)) / 5  # beta * sigmoid(-beta * m), over the batch mean
+    assert torch.allclose(pc.grad, -weight, atol=1e-12) and torch.allclose(pr.grad, weight, atol=1e-12)
+    assert not torch.allclose(pc.grad, -beta / (1 + torch.exp(m)) / 5)  # sigma(-m) without beta is wrong
+    # a pair ordered right by a wide margin barely pulls; one ordered wrong pulls with almost beta
+    wide = dpo_loss(torch.tensor([0.0]), torch.tensor([-100.0]), torch.tensor([0.0]), torch.tensor([0.0]), 0.5)[0]
+    assert wide.item() < 1e-20
+
+
 def test_dpo_refuses_bad_beta_and_shapes():
     x = torch.zeros(3)
     with pytest.raises(ValueError, match="beta=0"):
@@ -111,3 +129,12 @@ def test_best_of_n_picks_the_highest_reward_first_on_ties():
     assert chosen == ["b", "d"] and rewards.tolist() == pytest.approx([0.9, 2.0])
     with pytest.raises(ValueError, match=r"must be \(B, n\)"):
         best_of_n([["a"]], torch.zeros(1, 2))
+
+
+def test_best_of_n_kl_bound_crosses_two_nats_between_19_and_20_as_exercise_10_5_says():
+    bound = [math.log(n) - (n - 1) / n for n in range(1, 41)]
+    first_above_2 = next(n for n, b in zip(range(1, 41), bound) if b >= 2)
+    assert first_above_2 == 20
+    assert (round(bound[18], 3), round(bound[19], 3)) == (1.997, 2.046)
+    # for large n the bound is log n - 1 + 1/n
+    assert math.log(1e6) - (1e6 - 1) / 1e6 == pytest.approx(math.log(1e6) - 1, abs=2e-6)

@@ -54,11 +54,18 @@ def test_tiny_runs_record_what_the_chapter_reads():
     assert pref["best_of_n"]["n"] == [1, 2] and len(pref["dpo"]) == 1
     first = pref["best_of_n"]["true_reward_true_pick"]
     assert first[1] >= first[0]  # the best of two is at least as good as the first
+    # the saved per-sample scores (2 prompts x 2 samples) give back the saved picks
+    true, rm = (torch.tensor(pref["best_of_n"][k]) for k in ("true_scores", "rm_scores"))
+    assert true.shape == rm.shape == (2, 2)
+    picked = true.gather(1, rm.argmax(1, keepdim=True)).mean().item()
+    assert picked == pytest.approx(pref["best_of_n"]["true_reward_rm_pick"][-1], abs=1e-4)
+    assert true.max(1).values.mean().item() == pytest.approx(first[-1], abs=1e-4)
     run = pref["dpo"][0]
     assert run["seeds"] == pref["reference"]["seeds"] == [0, 1]
-    for key in ("true_reward", "rm_reward", "kl", "losses", "margins", "cpu_seconds"):
+    for key in ("true_reward", "true_reward_sd", "rm_reward", "kl", "losses", "margins", "cpu_seconds"):
         assert len(run[key]) == 2, key
-    assert len(pref["reference"]["true_reward"]) == 2
+    assert len(pref["reference"]["true_reward"]) == len(pref["reference"]["true_reward_sd"]) == 2
+    assert all(sd > 0 for sd in pref["reference"]["true_reward_sd"] + run["true_reward_sd"])
     for losses in run["losses"]:  # every seed starts at policy = reference
         torch.testing.assert_close(torch.tensor(losses[0]), torch.log(torch.tensor(2.0)))
     assert run["losses"][0][1] != run["losses"][1][1]  # the seeds are different runs

@@ -91,3 +91,18 @@ def test_bad_alpha_base_and_targets_are_refused():
         apply_lora(small_gpt(), rank=1, alpha=1, targets="no_such_layer")
     with pytest.raises(ValueError, match="targets is empty"):
         apply_lora(small_gpt(), rank=1, alpha=1, targets=[])
+
+
+def test_rank_16_on_the_shipped_gpt_matches_the_count_of_exercise_10_4():
+    from llmbook import pretrained
+
+    gpt, _ = pretrained.load("shakespeare-gpt")
+    d, layers = gpt.config.d_model, gpt.config.n_layers
+    apply_lora(gpt, rank=16, alpha=32, targets=[r"attn\.(in|out)_proj"])
+    # per layer: in_proj d -> 3d and out_proj d -> d, each r (d_in + d_out)
+    assert (d, layers) == (256, 4)
+    assert trainable_parameters(gpt) == layers * 16 * ((d + 3 * d) + (d + d)) == 98_304
+    # part (a) and (b) of the exercise: a 6.7-billion-parameter model, 32 layers of four 4096 x 4096 projections
+    per_model = 32 * 4 * 16 * (4096 + 4096)
+    assert per_model == 16_777_216 and round(per_model / 6.7e9, 4) == 0.0025
+    assert round(6.7e9 * 12 / 1e9) == 80 and round(per_model * 12 / 1e9, 1) == 0.2

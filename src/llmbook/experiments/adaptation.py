@@ -377,15 +377,19 @@ def preference(n_prompts=8, n_eval_prompts=4, betas=(0.1,), epochs=1, best_of=4,
                         "true_reward_rm_pick": [true_many[:, :n].gather(1, rm_many[:, :n].argmax(1, keepdim=True))
                                                 .mean().item() for n in ns],
                         "rm_reward_rm_pick": [rm_many[:, :n].max(1).values.mean().item() for n in ns],
-                        "true_reward_true_pick": [true_many[:, :n].max(1).values.mean().item() for n in ns]}
+                        "true_reward_true_pick": [true_many[:, :n].max(1).values.mean().item() for n in ns],
+                        # every sample's scores (prompt by prompt), for standard errors of the picks
+                        "true_scores": [[round(v, 4) for v in row] for row in true_many.tolist()],
+                        "rm_scores": [[round(v, 4) for v in row] for row in rm_many.tolist()]}
 
     # DPO: the labelled pairs, reference log-probabilities computed once
     chosen = torch.where(labels[:, None], a, b)
     rejected = torch.where(labels[:, None], b, a)
     ref_chosen, ref_rejected = batched_logprobs(ref, chosen, P), batched_logprobs(ref, rejected, P)
     # the reference model scored on the same evaluation samples' seeds as the DPO runs (5 + seed)
-    out["reference"] = {"seeds": list(seeds), "true_reward": [_mean_score(ref, eval_prompts, n_new, 5 + seed, tok,
-                                                                          score, P) for seed in seeds]}
+    ref_scores = [_scores(ref, eval_prompts, n_new, 5 + seed, tok, score, P) for seed in seeds]
+    out["reference"] = {"seeds": list(seeds), "true_reward": [s.mean().item() for s in ref_scores],
+                        "true_reward_sd": [s.std().item() for s in ref_scores]}
     out["dpo"] = []
     for beta in betas:
         runs = [_dpo_run(ref, tok, rm, score, chosen, rejected, ref_chosen, ref_rejected, eval_prompts, beta, epochs,
@@ -397,10 +401,10 @@ def preference(n_prompts=8, n_eval_prompts=4, betas=(0.1,), epochs=1, best_of=4,
     return out
 
 
-def _mean_score(model, eval_prompts, n_new, seed, tok, score, P) -> float:
-    """The mean true score of four continuations per evaluation prompt, drawn with the given seed."""
+def _scores(model, eval_prompts, n_new, seed, tok, score, P) -> torch.Tensor:
+    """The true scores of four continuations per evaluation prompt, drawn with the given seed: (4 B,)."""
     ys = sample(model, eval_prompts.repeat_interleave(4, 0), n_new, seed=seed)
-    return torch.tensor([score(tok.decode(r[P:].tolist())) for r in ys]).mean().item()
+    return torch.tensor([score(tok.decode(r[P:].tolist())) for r in ys])
 
 
 def _dpo_run(ref, tok, rm, score, chosen, rejected, ref_chosen, ref_rejected, eval_prompts, beta, epochs, n_new,
@@ -435,8 +439,9 @@ def _dpo_run(ref, tok, rm, score, chosen, rejected, ref_chosen, ref_rejected, ev
     kl = (batched_logprobs(policy, ys, P) - batched_logprobs(ref, ys, P)).mean().item()
     with torch.no_grad():
         rm_reward = rm(bag_of_tokens(ys, tok.vocab_size, P))[:, 0].mean().item()
-    return {"true_reward": torch.tensor([score(tok.decode(r[P:].tolist())) for r in ys]).mean().item(),
-            "rm_reward": rm_reward, "kl": kl, "losses": losses, "margins": margins, "cpu_seconds": seconds,
+    true = torch.tensor([score(tok.decode(r[P:].tolist())) for r in ys])
+    return {"true_reward": true.mean().item(), "true_reward_sd": true.std().item(), "rm_reward": rm_reward,
+            "kl": kl, "losses": losses, "margins": margins, "cpu_seconds": seconds,
             "examples": [tok.decode(r.tolist()) for r in ys[:8:4]]}
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .generate import inference_mode, next_token_probs
+from .generate import decoding_mode, next_token_probs
 from .models import check_token_ids
 
 
@@ -173,7 +173,7 @@ def _speculate(target, draft, idx, max_new_tokens, draft_tokens, eos_id, propose
     _check_pair(target, draft, idx, max_new_tokens, draft_tokens)
     stats = SpeculativeStats(draft_tokens)
     seq = idx
-    with inference_mode(target), inference_mode(draft):
+    with decoding_mode(target, draft):
         t_cache, d_cache = target.new_kv_cache(), draft.new_kv_cache()
         while stats.new_tokens < max_new_tokens:
             # propose at most what is still wanted: the round also adds one token of the target's own
@@ -204,4 +204,4 @@ def _speculate(target, draft, idx, max_new_tokens, draft_tokens, eos_id, propose
             d_cache.crop(min(len(d_cache), seq.size(1) - 1))
             if eos_id is not None and int(new[-1]) == eos_id:
                 break
-    return seq, stats
+    return seq.clone(), stats  # clone: an ordinary tensor again, which training can use

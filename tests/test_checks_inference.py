@@ -9,22 +9,32 @@ from llmbook.quantize import quantize_weight
 
 
 # -------------------------------------------------------------------------------- KV-cache bytes
-def kv_bytes(n_layers, n_heads, d_head, n_tokens, batch_size, bytes_per_value):
-    return 2 * n_layers * n_heads * d_head * n_tokens * batch_size * bytes_per_value
+def kv_bytes(n_layers, n_heads, n_kv_heads, d_head, n_tokens, batch_size, bytes_per_value):
+    return 2 * n_layers * n_kv_heads * d_head * n_tokens * batch_size * bytes_per_value
 
 
 def test_kv_cache_bytes_accepts_the_formula_and_the_package_cache(capsys):
     assert_passes(capsys, checks.check_kv_cache_bytes, kv_bytes)
     assert_passes(capsys, checks.check_kv_cache_bytes,
-                  lambda L, H, d, T, B, b: float(kv_bytes(L, H, d, T, B, b)))  # a float of the right size is fine
+                  lambda L, H, Hkv, d, T, B, b: float(kv_bytes(L, H, Hkv, d, T, B, b)))  # a float of the right size
+
+
+def test_kv_cache_bytes_has_grouped_and_multi_query_cases(capsys):
+    """A formula with the query heads passes every case where they equal the key/value heads, so the
+    checker must have cases where they differ, visible ones among them."""
+    query_heads = lambda L, H, Hkv, d, T, B, b: 2 * L * H * d * T * B * b  # noqa: E731
+    assert_fails(capsys, checks.check_kv_cache_bytes, query_heads, "case 2", "grouped-query", cases="visible")
+    assert_fails(capsys, checks.check_kv_cache_bytes, query_heads, "multi-query", cases="hidden")
 
 
 @pytest.mark.parametrize("wrong, fragments", [
-    (lambda L, H, d, T, B, b: L * H * d * T * B * b, ["case 1", "multiply by 2"]),
-    (lambda L, H, d, T, B, b: 2 * H * d * T * B * b, ["number of layers"]),
-    (lambda L, H, d, T, B, b: 2 * L * H * d * T * b, ["case 3", "batch size"]),
-    (lambda L, H, d, T, B, b: 2 * L * H * d * T * T * B * b, ["linearly", "T^2"]),
-    (lambda L, H, d, T, B, b: 8 * kv_bytes(L, H, d, T, B, b), ["8 bits"]),
+    (lambda L, H, Hkv, d, T, B, b: 2 * L * H * d * T * B * b, ["case 2", "number of query heads (n_heads)"]),
+    (lambda L, H, Hkv, d, T, B, b: L * Hkv * d * T * B * b, ["case 1", "multiply by 2"]),
+    (lambda L, H, Hkv, d, T, B, b: 2 * Hkv * d * T * B * b, ["number of layers"]),
+    (lambda L, H, Hkv, d, T, B, b: 2 * L * Hkv * d * T * b, ["case 4", "batch size"]),
+    (lambda L, H, Hkv, d, T, B, b: 2 * L * d * T * B * b, ["case 1", "multiply by n_kv_heads"]),
+    (lambda L, H, Hkv, d, T, B, b: 2 * L * Hkv * d * T * T * B * b, ["linearly", "T^2"]),
+    (lambda L, H, Hkv, d, T, B, b: 8 * kv_bytes(L, H, Hkv, d, T, B, b), ["8 bits"]),
 ])
 def test_kv_cache_bytes_names_the_mistake(capsys, wrong, fragments):
     assert_fails(capsys, checks.check_kv_cache_bytes, wrong, *fragments)

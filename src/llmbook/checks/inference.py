@@ -13,8 +13,9 @@ from ._core import Case, Verdict, case_generator, run_cases, tensor_problem
 
 
 # -------------------------------------------------------------------------------- KV-cache bytes
-def _kv_bytes(n_layers, n_heads, d_head, n_tokens, batch_size, bytes_per_value):
-    return 2 * n_layers * n_heads * d_head * n_tokens * batch_size * bytes_per_value
+def _kv_bytes(n_layers, n_heads, n_kv_heads, d_head, n_tokens, batch_size, bytes_per_value):
+    """n_heads (query heads) is not in the formula: only the key/value heads store keys and values."""
+    return 2 * n_layers * n_kv_heads * d_head * n_tokens * batch_size * bytes_per_value
 
 
 def _byte_count_problem(got, expected):
@@ -29,36 +30,45 @@ def _byte_count_problem(got, expected):
 
 
 _KV_MISTAKES = [
+    ("you used the number of query heads (n_heads): with grouped-query or multi-query attention only the "
+     "n_kv_heads key/value heads store keys and values.",
+     lambda L, H, Hkv, d, T, B, b: _kv_bytes(L, H, H, d, T, B, b)),
     ("each layer stores a key AND a value for every token and head: multiply by 2.",
-     lambda L, H, d, T, B, b: _kv_bytes(L, H, d, T, B, b) // 2),
+     lambda L, H, Hkv, d, T, B, b: _kv_bytes(L, H, Hkv, d, T, B, b) // 2),
     ("every layer has its own cache: multiply by the number of layers.",
-     lambda L, H, d, T, B, b: _kv_bytes(1, H, d, T, B, b)),
+     lambda L, H, Hkv, d, T, B, b: _kv_bytes(1, H, Hkv, d, T, B, b)),
     ("every sequence of the batch has its own keys and values: multiply by the batch size.",
-     lambda L, H, d, T, B, b: _kv_bytes(L, H, d, T, 1, b)),
-    ("every head stores its own keys and values of width d_head: multiply by n_heads.",
-     lambda L, H, d, T, B, b: _kv_bytes(L, 1, d, T, B, b)),
+     lambda L, H, Hkv, d, T, B, b: _kv_bytes(L, H, Hkv, d, T, 1, b)),
+    ("every key/value head stores its own keys and values of width d_head: multiply by n_kv_heads.",
+     lambda L, H, Hkv, d, T, B, b: _kv_bytes(L, H, 1, d, T, B, b)),
     ("the cache grows linearly with the number of tokens (one key and one value per token); it is the "
-     "attention weights that grow as T^2.", lambda L, H, d, T, B, b: _kv_bytes(L, H, d, T * T, B, b)),
+     "attention weights that grow as T^2.", lambda L, H, Hkv, d, T, B, b: _kv_bytes(L, H, Hkv, d, T * T, B, b)),
     ("bytes_per_value is already in bytes (2 for fp16); do not multiply by 8 bits.",
-     lambda L, H, d, T, B, b: _kv_bytes(L, H, d, T, B, b) * 8),
+     lambda L, H, Hkv, d, T, B, b: _kv_bytes(L, H, Hkv, d, T, B, b) * 8),
     ("the size does not depend on bytes_per_value in your answer: multiply by it.",
-     lambda L, H, d, T, B, b: _kv_bytes(L, H, d, T, B, 1)),
+     lambda L, H, Hkv, d, T, B, b: _kv_bytes(L, H, Hkv, d, T, B, 1)),
 ]
 
 
 def check_kv_cache_bytes(fn, cases: str = "all") -> Verdict:
-    """Check fn(n_layers, n_heads, d_head, n_tokens, batch_size, bytes_per_value) -> bytes of a KV cache.
+    """Check fn(n_layers, n_heads, n_kv_heads, d_head, n_tokens, batch_size, bytes_per_value) -> bytes of a KV cache.
 
-    cases: "all", or the "visible" or "hidden" ones (a batch of 3, int8) of a graded assignment."""
+    n_heads counts the query heads, n_kv_heads the key/value heads (equal without grouped-query
+    attention). cases: "all", or the "visible" or "hidden" ones (a batch of 3, int8) of a graded assignment."""
     all_cases = [
-        Case("3 layers, 6 heads, d_head 16, 10 tokens, batch 1, fp32", (3, 6, 16, 10, 1, 4)),
-        Case("GPT-2 small: 12 layers, 12 heads, d_head 64, 1,024 tokens, batch 1, fp16", (12, 12, 64, 1024, 1, 2)),
-        Case("1 layer, 2 heads, d_head 8, 5 tokens, batch 3, fp32", (1, 2, 8, 5, 3, 4), hidden=True),
-        Case("32 layers, 32 heads, d_head 128, 4,096 tokens, batch 8, fp16", (32, 32, 128, 4096, 8, 2)),
-        Case("1 layer, 1 head, d_head 4, 1 token, batch 1, int8", (1, 1, 4, 1, 1, 1), hidden=True),
+        Case("3 layers, 6 heads (all with keys and values), d_head 16, 10 tokens, batch 1, fp32",
+             (3, 6, 6, 16, 10, 1, 4)),
+        Case("grouped-query: 2 layers, 8 query heads, 2 key/value heads, d_head 16, 10 tokens, batch 1, fp32",
+             (2, 8, 2, 16, 10, 1, 4)),
+        Case("GPT-2 small: 12 layers, 12 heads, d_head 64, 1,024 tokens, batch 1, fp16", (12, 12, 12, 64, 1024, 1, 2)),
+        Case("multi-query: 1 layer, 2 query heads, 1 key/value head, d_head 8, 5 tokens, batch 3, fp32",
+             (1, 2, 1, 8, 5, 3, 4), hidden=True),
+        Case("Llama 3 8B's shape: 32 layers, 32 query heads, 8 key/value heads, d_head 128, 4,096 tokens, "
+             "batch 8, fp16", (32, 32, 8, 128, 4096, 8, 2)),
+        Case("1 layer, 1 head, d_head 4, 1 token, batch 1, int8", (1, 1, 1, 4, 1, 1, 1), hidden=True),
     ]
     return run_cases("check_kv_cache_bytes", fn, all_cases, _kv_bytes, _byte_count_problem, _KV_MISTAKES,
-                     fallback_hint="2 (K and V) x layers x heads x d_head x tokens x batch x bytes per value.",
+                     fallback_hint="2 (K and V) x layers x key/value heads x d_head x tokens x batch x bytes per value",
                      which=cases)
 
 

@@ -193,3 +193,15 @@ def test_poem_document_puts_the_title_first_and_tang_text_separates_poems_by_a_b
     first = documents[0].split("\n")
     assert first == [poems[0]["title"], *poems[0]["lines"]]
     assert corpora.poem_form(first[1:]) == corpora.poem_form(poems[0])
+
+
+def test_poem_char_kind_sorts_characters_as_poem_form_reads_them():
+    kinds = {c: corpora.poem_char_kind(c) for c in "，。？！；：,.?!;:\n月「」、 □1a"}
+    assert [c for c, k in kinds.items() if k == "line end"] == list("，。？！；：,.?!;:\n")
+    assert kinds["月"] == "Han" and kinds["□"] == kinds["1"] == kinds["a"] == "other"
+    assert kinds["「"] == kinds["、"] == kinds[" "] == "ignored"
+    # poem_form agrees: an ignored character leaves a line's length alone, an "other" one spoils the poem
+    assert corpora.poem_form("「床前明月光」，疑是地上霜。\n举头望明月，低头思故乡。") == "5x4"
+    assert corpora.poem_form("床前明月光，疑是地上霜。\n举头望明月，低头思故□。") is None
+    with pytest.raises(ValueError, match="one character"):
+        corpora.poem_char_kind("月光")

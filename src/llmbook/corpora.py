@@ -103,6 +103,23 @@ def verse_lines(text: str) -> list[str]:
     return [part for part in _LINE_END.split(text) if part.strip()]
 
 
+def poem_char_kind(char: str) -> str:
+    """How poem_form reads one character: "line end" (，。？！；： , . ? ! ; : and the newline), "Han"
+    (counted in a verse line), "ignored" (quotation marks, 、 and spaces) or "other" (anything else,
+    which makes a poem irregular).
+
+    >>> [poem_char_kind(c) for c in "，月「□"]
+    ['line end', 'Han', 'ignored', 'other']
+    """
+    if len(char) != 1:
+        raise ValueError(f"poem_char_kind takes one character, not {char!r:.20}")
+    if _LINE_END.fullmatch(char):
+        return "line end"
+    if _HAN.fullmatch(char):
+        return "Han"
+    return "ignored" if char in _IGNORED else "other"
+
+
 def poem_form(poem: str | list[str] | tuple[str, ...] | dict) -> str | None:
     """The shape of a poem: "5x4", "7x4", "5x8", "7x8" (characters per line x lines), or None.
 
@@ -118,12 +135,12 @@ def poem_form(poem: str | list[str] | tuple[str, ...] | dict) -> str | None:
     text = _poem_text(poem)
     lengths = []
     for part in _LINE_END.split(text):
-        chars = [c for c in part if c not in _IGNORED]
-        if not chars:
+        kinds = [k for k in map(poem_char_kind, part) if k != "ignored"]
+        if not kinds:
             continue
-        if not all(_HAN.fullmatch(c) for c in chars):
+        if any(k != "Han" for k in kinds):
             return None
-        lengths.append(len(chars))
+        lengths.append(len(kinds))
     if len(lengths) in (4, 8) and len(set(lengths)) == 1 and lengths[0] in (5, 7):
         return f"{lengths[0]}x{len(lengths)}"
     return None

@@ -1,7 +1,7 @@
 """What every checker test asks of a checker: it prints exactly one line, [PASS] with its name when it
 accepts, [FAIL] with its name and the expected fragments when it rejects, and returns a Verdict that is
 true or false and displays nothing in a notebook."""
-from llmbook.checks._core import Verdict
+from llmbook.checks.verdict import Verdict
 
 
 def verdict(capsys, checker, fn, cases="all"):

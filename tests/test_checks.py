@@ -233,7 +233,7 @@ def test_an_empty_selection_is_an_error_not_a_pass():
 
 
 def test_a_verdict_is_a_bool_that_a_notebook_does_not_display():
-    from llmbook.checks._core import Verdict
+    from llmbook.checks.verdict import Verdict
 
     assert Verdict(True) and not Verdict(False)
     assert Verdict(True) == True and Verdict(False) == False  # noqa: E712 (the comparison is the point)

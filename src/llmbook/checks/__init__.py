@@ -2,8 +2,8 @@
 
 Each ``check_<name>(fn)`` calls fn on several cases (ordinary shapes and edge cases) and prints
 one line: [PASS] when every case matches the reference, or [FAIL] with the first failing case, what
-is wrong with it and, when the output matches a known mistake, a hint. It returns a Verdict, true
-or false, that displays nothing of its own in a notebook.
+is wrong with it and, when the output matches a known mistake, a hint. It returns a Verdict
+(``llmbook.checks.verdict``), true or false, that displays nothing of its own in a notebook.
 ``check_<name>(fn, cases="visible")`` or ``cases="hidden"`` runs only the ordinary or only the edge
 cases, as the test cells of a graded nbgrader assignment do (tools/make_nbgrader_course.py).
 A wrong answer, or an exception raised by the learner's code, is reported, never raised:

@@ -22,6 +22,8 @@ from functools import partial
 
 import torch
 
+from .verdict import Verdict
+
 ATOL, RTOL = 1e-5, 1e-4  # float32 arithmetic in a different order than the reference's
 
 
@@ -72,37 +74,6 @@ def call_learner(fn, case: Case, copy: bool = True):
 
 # Plain ASCII words: an emoji verdict shows as an empty box where the browser has no emoji font.
 PASS, FAIL = "[PASS]", "[FAIL]"
-
-
-class Verdict:
-    """What a checker returns: true when every case passed, false otherwise (``assert check_x(fn)``).
-
-    The checker has already printed its one line, so in a notebook the verdict displays nothing
-    (``_ipython_display_`` draws no output): a cell ending in a check shows [PASS] or [FAIL] and
-    not a stray ``True`` under it. It compares equal to the bool it stands for.
-    """
-
-    __slots__ = ("passed",)
-
-    def __init__(self, passed: bool):
-        self.passed = bool(passed)
-
-    def __bool__(self) -> bool:
-        return self.passed
-
-    def __eq__(self, other) -> bool:
-        if isinstance(other, (bool, Verdict)):
-            return self.passed == bool(other)
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self.passed)
-
-    def __repr__(self) -> str:
-        return f"Verdict(passed={self.passed})"
-
-    def _ipython_display_(self) -> None:
-        pass  # the [PASS] / [FAIL] line printed by the checker is the display
 
 
 def passed(name: str, n_cases: int, which: str = "all") -> Verdict:

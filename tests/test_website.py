@@ -387,6 +387,32 @@ def test_mathjax_typesets_the_notation_page(site, visit):
     assert not page.problems, page.problems
 
 
+CJK_FACE = """
+async (load) => {
+  if (load) await document.fonts.load('16px "LLMBook CJK"', '\u4e2d');  // ask for one character: 中
+  await document.fonts.ready;
+  return [...document.fonts].filter(f => f.family.replaceAll('"', '') === 'LLMBook CJK').map(f => f.status);
+}
+"""
+
+
+def test_the_shipped_cjk_font_loads_from_the_site(site, visit):
+    # the glossary has a column of Chinese terms; the font it falls back on must be there to load
+    page = visit("book/glossary.html")
+    page.settle()
+    assert page.page.evaluate(CJK_FACE, True) == ["loaded"]
+    assert not page.problems, page.problems
+
+
+def test_a_page_without_chinese_does_not_download_the_cjk_font(site, visit):
+    page = visit("book/notation.html")
+    page.settle()
+    text = page.page.inner_text("body")
+    assert not any("\u4e00" <= ch <= "\u9fff" for ch in text), "the notation page now has Chinese"
+    assert page.page.evaluate(CJK_FACE, False) == ["unloaded"]  # declared, never fetched (unicode-range)
+    assert not page.problems, page.problems
+
+
 def test_index_redirects_to_the_introduction(site, visit):
     page = visit("index.html")
     page.page.wait_for_url("**/book/intro.html")

@@ -15,7 +15,14 @@ Two jobs, one file, so the list of vendored files and the addresses that point a
    vendor/mathjax/                              MathJax 3 (``mathjax_path``)
    vendor/requirejs/require.js                  require.js (ipywidgets embed)
    vendor/jupyter-widgets/html-manager/         ipywidgets 8 HTML embed manager (``nb_ipywidgets_js``)
+   vendor/fonts/DroidSansFallbackFull.ttf       the package's CJK font (not from npm: copied from
+                                                ``src/llmbook/viz/fonts``), for Chinese text
    ==========================================  =============================================
+
+   ``book/_static/llmbook.css`` puts that font first in the page's font lists, for CJK code points
+   only (``unicode-range``), behind the reader's own CJK font where one is installed (``local()``):
+   a browser downloads it only for a page with Chinese characters on a computer without a CJK font,
+   where the glossary and chapters 2 and 6 would otherwise show empty boxes.
 
    bertviz's views need nothing from here: llmbook.viz inlines their d3 and jQuery into each output
    (src/llmbook/viz/bertviz_html.py), so they also draw in a JupyterLab with no network.
@@ -141,6 +148,18 @@ def _copy(node_modules: Path, vendor: Path) -> list[str]:
     return versions
 
 
+# The CJK font the package ships for matplotlib (llmbook.viz.fonts), served to the website too.
+CJK_FONT = ROOT / "src" / "llmbook" / "viz" / "fonts" / "DroidSansFallbackFull.ttf"
+
+
+def _copy_cjk_font(vendor: Path) -> str:
+    out = vendor / "fonts"
+    out.mkdir(parents=True, exist_ok=True)
+    for path in (CJK_FONT, CJK_FONT.with_name("LICENSE")):
+        shutil.copy2(path, out / path.name)
+    return f"Droid Sans Fallback (src/llmbook/viz/fonts, see its record.json) -> {VENDOR}/fonts/"
+
+
 def fetch(dest: Path = DEST, force: bool = False) -> Path:
     """Install the pinned npm packages and copy the site's files to ``dest/site/vendor``."""
     npm_dir = dest / "npm"
@@ -148,7 +167,7 @@ def fetch(dest: Path = DEST, force: bool = False) -> Path:
     vendor = dest / "site" / VENDOR
     if vendor.exists():
         shutil.rmtree(vendor)
-    versions = _copy(npm_dir / "node_modules", vendor)
+    versions = _copy(npm_dir / "node_modules", vendor) + [_copy_cjk_font(vendor)]
     (vendor / "VERSIONS.txt").write_text(
         "Third-party files served by this site, from the npm registry (see package-lock.json):\n"
         + "\n".join(versions) + "\n"
@@ -167,7 +186,7 @@ def _check_assets(app) -> None:
     if getattr(app.builder, "format", None) != "html":
         return
     # (Sphinx drops an html_extra_path entry that does not exist, so check the files first.)
-    if not (SITE_DIR / VENDOR / "mathjax" / "tex-mml-chtml.js").is_file():
+    if not all((SITE_DIR / VENDOR / f).is_file() for f in ("mathjax/tex-mml-chtml.js", f"fonts/{CJK_FONT.name}")):
         raise ExtensionError(
             f"the website's JavaScript is missing from {SITE_DIR.relative_to(ROOT)}: "
             "run `make book-assets` (python tools/fetch_web_assets.py) before building the book"

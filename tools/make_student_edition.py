@@ -132,8 +132,9 @@ def stub_source(source: str, exercise: str) -> tuple[str, bool]:
 
 
 def checker_outputs(source: str, stub: str) -> list:
-    """The outputs of the checker cell when given the stub function: the [FAIL] line it prints, and the
-    False it returns (the cell's value)."""
+    """The outputs of the checker cell when given the stub function: the [FAIL] line it prints, and
+    nothing more: the Verdict it returns is the cell's value, which Jupyter does not display
+    (llmbook.checks.verdict). A value that Jupyter would display gets its execute_result."""
     checker_name, function_name = checker_call(source)
     checker = getattr(importlib.import_module("llmbook.checks"), checker_name)
     namespace: dict = {}
@@ -142,7 +143,8 @@ def checker_outputs(source: str, stub: str) -> list:
     with contextlib.redirect_stdout(printed):
         verdict = checker(namespace[function_name])
     outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed.getvalue())]
-    if not source.rstrip().endswith(";"):  # a trailing semicolon hides the value in Jupyter
+    shown = not hasattr(verdict, "_ipython_display_")  # a Verdict draws nothing (its own display hook)
+    if shown and not source.rstrip().endswith(";"):  # a trailing semicolon hides the value in Jupyter
         outputs.append(nbformat.v4.new_output("execute_result", data={"text/plain": repr(verdict)},
                                               execution_count=None))
     return outputs

@@ -1,8 +1,9 @@
 """A mixture of experts against dense models: same active parameters, same data, same batches.
 
     python -m llmbook.experiments.mixture_of_experts     # the full run, one CPU thread: see FULL below
+    python -m llmbook.experiments.mixture_of_experts "moe, straight-through"   # one variant, merged in
 
-Four character-level GPTs (2 layers, d_model = 64, 4 heads; batches of 16 windows of 64 characters)
+Five character-level GPTs (2 layers, d_model = 64, 4 heads; batches of 16 windows of 64 characters)
 are trained on Shakespeare's training split with the same batches in the same order and evaluated on
 the validation split:
 

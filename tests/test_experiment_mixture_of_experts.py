@@ -50,3 +50,26 @@ def test_a_tiny_run_records_losses_loads_and_the_balancing_loss():
         load = runs[name]["expert_load"]
         assert len(load) == 2 and all(len(row) == 4 and sum(row) == 64 * 64 for row in load)  # every token once
         assert all(0.5 <= a <= 4.0 for a in runs[name]["aux_loss"])  # 1 = uniform, n_experts = one expert
+
+
+def test_straight_through_weight_is_one_forward_and_passes_the_router_gradient():
+    torch.manual_seed(0)
+    plain = MoEFeedForward(8, 16, n_experts=4, top_k=1)
+    st = moe.StraightThroughMoE(8, 16, n_experts=4, top_k=1)
+    st.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 5, 8)
+    tokens = x.reshape(-1, 8)
+    chosen = plain.router(tokens).argmax(-1)
+    unweighted = torch.stack([plain.experts[int(e)](t) for t, e in zip(tokens, chosen)]).view_as(x)
+    out = st(x)
+    assert torch.allclose(out, unweighted, atol=1e-6)  # forward: the chosen expert's output, weight 1
+    assert not torch.allclose(plain(x), unweighted, atol=1e-3)  # while the Switch layer scales it by p_e < 1
+    out.pow(2).sum().backward()
+    assert st.router.weight.grad is not None and st.router.weight.grad.abs().sum() > 0
+
+
+def test_straight_through_variant_starts_from_the_moe_weights():
+    a = moe.build("moe", 20, 4, seed=3, d_model=16, context_length=8)
+    b = moe.build("moe, straight-through", 20, 4, seed=3, d_model=16, context_length=8)
+    assert all(isinstance(blk.ff, moe.StraightThroughMoE) for blk in b.blocks)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))

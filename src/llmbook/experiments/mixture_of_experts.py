@@ -1,8 +1,9 @@
 """A mixture of experts against dense models: same active parameters, same data, same batches.
 
     python -m llmbook.experiments.mixture_of_experts     # the full run, one CPU thread: see FULL below
+    python -m llmbook.experiments.mixture_of_experts "moe, straight-through"   # one variant, merged in
 
-Four character-level GPTs (2 layers, d_model = 64, 4 heads; batches of 16 windows of 64 characters)
+Five character-level GPTs (2 layers, d_model = 64, 4 heads; batches of 16 windows of 64 characters)
 are trained on Shakespeare's training split with the same batches in the same order and evaluated on
 the validation split:
 
@@ -13,6 +14,10 @@ the validation split:
   each token passes through one expert, so the parameters it uses (its *active* parameters) are
   those of "dense" plus the router;
 - "moe, no balancing": the same without the load-balancing loss;
+- "moe, straight-through": "moe" (same initial weights, same balancing loss) with the chosen expert's
+  output multiplied by a straight-through weight, 1 in the forward pass but with the gradient of p_e
+  (StraightThroughMoE): the router still learns from the main loss, but the expert's output is not
+  shrunk by p_e (about 1/n_experts at initialisation). Each expert still sees ~1/n_experts of the tokens;
 - "dense, wide": one feed-forward network with n_experts * d_ff hidden units, the same *total*
   parameters as "moe" and n_experts times its feed-forward work per token.
 
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import torch
 
-from ..blocks import MoEFeedForward
+from ..blocks import MoEFeedForward, load_balancing_loss
 from ..corpora import shakespeare
 from ..data import lm_batch
 from ..models import GPT, GPTConfig
@@ -34,7 +39,28 @@ from ..tokenizers import CharTokenizer
 from . import run_and_save
 
 FULL = dict(steps=400, seeds=(0, 1), n_experts=8, aux_weight=0.01, eval_every=50, batch_size=16)
-VARIANTS = ("dense", "moe", "moe, no balancing", "dense, wide")
+VARIANTS = ("dense", "moe", "moe, no balancing", "dense, wide", "moe, straight-through")
+BALANCED = ("moe", "moe, straight-through")  # the variants trained with the load-balancing loss
+
+
+class StraightThroughMoE(MoEFeedForward):
+    """MoEFeedForward with top-1 routing whose chosen expert's output is weighted by p_e / p_e.detach():
+    the value 1 in the forward pass, the gradient of p_e in the backward pass."""
+
+    def forward(self, x):
+        if self.top_k != 1:
+            raise ValueError(f"the straight-through weight is defined for top_k=1, got top_k={self.top_k}")
+        tokens = x.reshape(-1, x.size(-1))
+        probs = self.router(tokens).softmax(dim=-1)
+        p, chosen = probs.topk(1, dim=-1)  # (N, 1) each
+        weights = p / p.detach()  # 1 forward; d(weights)/d(p) = 1 / p, so the router's gradient is that of p / p_value
+        out = torch.zeros_like(tokens)
+        for e, expert in enumerate(self.experts):
+            token, slot = (chosen == e).nonzero(as_tuple=True)
+            if token.numel():
+                out.index_add_(0, token, weights[token, slot, None] * expert(tokens[token]))
+        self.aux_loss = load_balancing_loss(probs, chosen)
+        return out.view_as(x)
 
 
 def _data():
@@ -54,8 +80,12 @@ def build(variant: str, vocab_size: int, n_experts: int, seed: int, d_model: int
     d_ff = 4 * d_model * (n_experts if variant == "dense, wide" else 1)
     routed = dict(n_experts=n_experts, moe_top_k=1) if variant.startswith("moe") else {}
     torch.manual_seed(seed)
-    return GPT(GPTConfig(vocab_size=vocab_size, context_length=context_length, n_layers=n_layers, n_heads=4,
-                         d_model=d_model, d_ff=d_ff, **routed))
+    model = GPT(GPTConfig(vocab_size=vocab_size, context_length=context_length, n_layers=n_layers, n_heads=4,
+                          d_model=d_model, d_ff=d_ff, **routed))
+    if variant == "moe, straight-through":  # same weights as "moe"; only the forward pass changes
+        for block in model.blocks:
+            block.ff.__class__ = StraightThroughMoE
+    return model
 
 
 def _moe_layers(model):
@@ -95,7 +125,7 @@ def run_one(variant: str, train_ids, valid_ids, vocab_size: int, steps: int, see
             eval_every: int = 100) -> dict:
     """Train one variant with AdamW (constant lr after 50 warm-up steps); returns its record."""
     model = build(variant, vocab_size, n_experts, seed, context_length=context_length)
-    weight = aux_weight if variant == "moe" else 0.0
+    weight = aux_weight if variant in BALANCED else 0.0
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50))
     batches = torch.Generator().manual_seed(seed)  # every variant of a seed sees the same batches
@@ -131,9 +161,26 @@ def run(steps: int = 400, seeds=(0, 1), n_experts: int = 8, aux_weight: float = 
     return {"settings": settings, "runs": runs}
 
 
-def main() -> None:
-    run_and_save("mixture_of_experts", run, **FULL)
+def main(only: str | None = None) -> None:
+    """The full run; with only=variant, run that variant alone and merge it into the saved results."""
+    if only is None:
+        run_and_save("mixture_of_experts", run, **FULL)
+        return
+    import time
+
+    from . import load_results, save_results
+    saved = load_results("mixture_of_experts")
+    torch.set_num_threads(1)  # as run_and_save does for the full run
+    start, cpu_start = time.perf_counter(), time.process_time()
+    new = run(**{**FULL, "variants": (only,)})
+    new["settings"].update(wall_seconds=round(time.perf_counter() - start, 1),
+                           cpu_seconds=round(time.process_time() - cpu_start, 1))
+    saved["runs"] = [r for r in saved["runs"] if r["variant"] != only] + new["runs"]
+    saved["settings"][f"{only}: cpu_seconds"] = new["settings"]["cpu_seconds"]
+    saved["settings"][f"{only}: wall_seconds"] = new["settings"]["wall_seconds"]
+    save_results("mixture_of_experts", saved)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    main(sys.argv[1] if len(sys.argv) > 1 else None)

@@ -89,11 +89,13 @@ def _cpu_has_avx2() -> bool:
         return True
 
 
-def _cpu_vendor() -> str:
+def cpuinfo_field(name: str) -> str:
+    """The value of field `name` ("vendor_id", "model name") in /proc/cpuinfo; off Linux, or when the
+    field is missing, what platform.processor() says, else "unknown"."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
-                if line.startswith("vendor_id"):
+                if line.startswith(name):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
@@ -116,7 +118,7 @@ def describe() -> dict:
     pinned = (is_x86_64() and capability == "AVX2" and torch.get_num_threads() == 1 and not _numpy_uses_avx512()
               and all(pins[k] == v for k, v in wanted_pins().items()))
     return {"torch": torch.__version__.split("+")[0], "numpy": numpy.__version__, "machine": platform.machine(),
-            "cpu_vendor": _cpu_vendor(), "cpu_capability": capability,
+            "cpu_vendor": cpuinfo_field("vendor_id"), "cpu_capability": capability,
             "threads": torch.get_num_threads(), "pins": pins, "pinned": pinned}
 
 

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from .. import corpora, pretrained
-from ..generate import generate
 from . import run_and_save
+from .real_generation import sample_poems_and_stops
 
 TEMPERATURES = (0.5, 0.7, 1.0, 1.3, 1.5, 2.0)
 
@@ -49,26 +47,13 @@ def even_lines(poem: str) -> bool:
     return len(lengths) == 1 and lengths <= {5, 7}
 
 
-def write_poems(model, tok, titles, temperature: float, seed: int, max_new_tokens: int) -> list[tuple[str, bool]]:
-    """(the poem written after each title, up to <eos>; whether it wrote <eos>), titles of equal length batched."""
-    eos = tok.token_to_id("<eos>")
-    generator = torch.Generator().manual_seed(seed)
-    written = {}
-    for length in sorted({len(t) for t in titles}):
-        group = [t for t in titles if len(t) == length]
-        prompts = torch.tensor([tok.encode(t + "\n") for t in group])
-        out = generate(model, prompts, max_new_tokens, temperature=temperature, generator=generator, eos_id=eos)
-        for title, row in zip(group, out[:, prompts.size(1):].tolist()):
-            written[title] = (tok.decode(row[:row.index(eos)]), True) if eos in row else (tok.decode(row), False)
-    return [written[t] for t in titles]
-
-
 def run(n_poems: int = 200, seed: int = 0, max_new_tokens: int = 100) -> dict:
     model, tok = pretrained.load("tang-gpt")
     titles = [p["title"] for p in regular_test_poems(n_poems)]
     results = {}
     for temperature in TEMPERATURES:
-        written_and_stopped = write_poems(model, tok, titles, temperature, seed, max_new_tokens)
+        written_and_stopped = sample_poems_and_stops(model, tok, titles, {"temperature": temperature}, seed,
+                                                     max_new_tokens)
         written = [p for p, _ in written_and_stopped]
         regular = sum(corpora.poem_form(p) is not None for p in written) / n_poems
         results[str(temperature)] = {

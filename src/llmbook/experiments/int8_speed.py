@@ -16,7 +16,6 @@ Used in chapter 7, Inference engineering.
 from __future__ import annotations
 
 import os
-import platform
 
 import torch
 from torch import nn
@@ -30,17 +29,6 @@ from . import run_and_save
 # (name, in_features, out_features): shakespeare-gpt's MLP input layer and a Llama-7B-sized square layer
 FULL = dict(layers=(("shakespeare-gpt fc1", 256, 1024), ("Llama-7B attention projection", 4096, 4096)),
             rows=(1, 256), model="shakespeare-gpt", new_tokens=128, repeats=7, group_size=32)
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 @torch.no_grad()
@@ -69,8 +57,8 @@ def time_model(name: str, new_tokens: int, repeats: int, group_size: int) -> dic
     decode = cpu_seconds_interleaved([lambda m=m: generate(m, prompt, new_tokens, temperature=0)
                                       for m in variants.values()], repeats)
     forward = cpu_seconds_interleaved([lambda m=m: m(batch) for m in variants.values()], repeats)
-    same = [torch.equal(generate(m, prompt, new_tokens, temperature=0),
-                        generate(model, prompt, new_tokens, temperature=0)) for m in variants.values()]
+    reference = generate(model, prompt, new_tokens, temperature=0)
+    same = [torch.equal(generate(m, prompt, new_tokens, temperature=0), reference) for m in variants.values()]
     return {name_: {"decode_tokens_per_s": new_tokens / d, "forward_tokens_per_s": batch.numel() / f,
                     "same_greedy_tokens_as_float32": s}
             for name_, d, f, s in zip(variants, decode, forward, same)}
@@ -85,7 +73,7 @@ def run(layers=(("small", 64, 128),), rows=(1, 16), model="shakespeare-gpt", new
     layer_rows = [{"layer": label, **time_layer(d_in, d_out, r, repeats, group_size)}
                   for label, d_in, d_out in layers for r in rows]
     settings = dict(model=model, new_tokens=new_tokens, repeats=repeats, group_size=group_size,
-                    threads=torch.get_num_threads(), torch=torch.__version__, cpu=_cpu_name(),
+                    threads=torch.get_num_threads(), torch=torch.__version__, cpu=numerics.cpuinfo_field("model name"),
                     cpu_capability=torch.backends.cpu.get_cpu_capability(),
                     pinned=numerics.describe()["pinned"],
                     quantized_engine=torch.backends.quantized.engine)

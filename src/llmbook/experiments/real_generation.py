@@ -46,8 +46,10 @@ TOPIC_PROMPTS = {
 _HEADER = re.compile(r"\n\n([A-Z][A-Za-z ]{1,30})\.\n")  # "\n\nHAMLET.\n", "\n\nHor.\n"
 
 
-def sample_poems(model, tok, titles, setting: dict, seed: int, max_new_tokens: int = 100) -> list[str]:
-    """One poem (the text after the title's line, up to <eos>) for each title, titles of equal length batched."""
+def sample_poems_and_stops(model, tok, titles, setting: dict, seed: int,
+                           max_new_tokens: int = 100) -> list[tuple[str, bool]]:
+    """For each title, (the poem: the text after the title's line, up to <eos>; whether it wrote <eos>
+    within max_new_tokens), titles of equal length batched."""
     eos = tok.token_to_id("<eos>")
     generator = torch.Generator().manual_seed(seed)
     poems = {}
@@ -56,8 +58,13 @@ def sample_poems(model, tok, titles, setting: dict, seed: int, max_new_tokens: i
         prompts = torch.tensor([tok.encode(t + "\n") for t in group])
         out = generate(model, prompts, max_new_tokens, generator=generator, eos_id=eos, **setting)
         for title, row in zip(group, out[:, prompts.size(1):].tolist()):
-            poems[title] = tok.decode(row[:row.index(eos)] if eos in row else row)
+            poems[title] = (tok.decode(row[:row.index(eos)]), True) if eos in row else (tok.decode(row), False)
     return [poems[t] for t in titles]
+
+
+def sample_poems(model, tok, titles, setting: dict, seed: int, max_new_tokens: int = 100) -> list[str]:
+    """One poem (the text after the title's line, up to <eos>) for each title, titles of equal length batched."""
+    return [poem for poem, _ in sample_poems_and_stops(model, tok, titles, setting, seed, max_new_tokens)]
 
 
 def repeated_line_share(poem: str) -> float:
